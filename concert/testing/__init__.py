@@ -1,0 +1,1 @@
+"""Support for testing code that uses Concert (the pytest plugin lives here)."""

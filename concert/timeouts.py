@@ -1,0 +1,41 @@
+"""Turning the durations users pass (seconds or pint time quantities) into seconds.
+
+Kept apart so that the concurrency core never imports pint: a quantity is
+recognised by its ``to`` method, not by its type.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+from concert.exceptions import UnitError
+
+
+def to_seconds(value: Any, what: str) -> float:
+    """Return ``value`` in seconds as a float.
+
+    ``value`` is a number of seconds or a pint quantity of time (``2 * q.s``,
+    ``50 * q.ms``). ``what`` names the argument in error messages.
+
+    :raises UnitError: for a quantity that is not a time, something that is
+        neither number nor quantity, or NaN. Negative durations count as zero,
+        as in :mod:`concurrent.futures`.
+    """
+    if hasattr(value, "to") and hasattr(value, "magnitude"):
+        try:
+            seconds = float(value.to("s").magnitude)
+        except Exception as error:  # pint raises DimensionalityError here
+            raise UnitError(f"{what}={value!r} is not a time: {error}") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise UnitError(f"{what}={value!r} is neither a number of seconds nor a time quantity")
+    if math.isnan(seconds):
+        raise UnitError(f"{what}={value!r} is not a number")
+    return max(seconds, 0.0)
+
+
+def optional_seconds(value: Any, what: str) -> Optional[float]:
+    """Like :func:`to_seconds`, but ``None`` (wait forever) stays ``None``."""
+    return None if value is None else to_seconds(value, what)

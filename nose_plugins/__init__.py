@@ -1,0 +1,1 @@
+"""Plugins for the nose test runner (installed with Concert, found through entry points)."""
