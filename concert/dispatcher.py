@@ -224,8 +224,8 @@ class Dispatcher:
         with self._thread_lock:
             if self._thread is None:
                 thread = threading.Thread(target=self._run, name=f"concert-{self._name}", daemon=True)
+                self._thread = thread  # before start(): the thread checks its own identity
                 thread.start()
-                self._thread = thread
 
     def _run(self) -> None:
         queue = self._queue

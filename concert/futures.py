@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterable, List, Optional, TypeVar
 from concert import config
 from concert.exceptions import WaitError
 from concert.executor import get_executor, in_worker
-from concert.timeouts import optional_seconds
+from concert.timeouts import optional_seconds, to_seconds
 
 __all__ = [
     "Future",
@@ -209,11 +209,11 @@ class Future(concurrent.futures.Future):
 
     def _block(self, timeout: Any) -> None:
         """Wait until done. WaitError on timeout; Ctrl-C cancels and re-raises."""
+        seconds = None if timeout is None else to_seconds(timeout, "timeout")
         if self._state in _DONE:
             return
         if self._work and in_worker():
             self._execute()  # a blocked worker runs what it waits for: no deadlock
-        seconds = optional_seconds(timeout, "timeout")
         try:
             with self._condition:
                 if not self._condition.wait_for(self._is_done, seconds):
@@ -302,10 +302,15 @@ def _name_of(func: Callable) -> str:
 
 
 def _run_now(func: Callable, name: str, args: tuple, kwargs: dict) -> Future:
-    """Run ``func`` in the caller's thread and return its finished future."""
+    """Run ``func`` in the caller's thread, in a copy of its context; return its finished future."""
     future = Future(name)
     future._state = RUNNING  # nobody else can see it yet
-    token = _current.set(future)
+    contextvars.copy_context().run(_run_here, future, func, args, kwargs)
+    return future
+
+
+def _run_here(future: Future, func: Callable, args: tuple, kwargs: dict) -> None:
+    _current.set(future)
     try:
         result = func(*args, **kwargs)
     except Exception as error:
@@ -320,9 +325,6 @@ def _run_now(func: Callable, name: str, args: tuple, kwargs: dict) -> Future:
         raise
     else:
         future._settle(result, None)
-    finally:
-        _current.reset(token)
-    return future
 
 
 class _WorkItem:

@@ -1,0 +1,250 @@
+"""Dispatcher semantics: identity, order, isolation, wildcards, flush, when."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from concert.dispatcher import ANY, Dispatcher, dispatcher
+from concert.exceptions import MessagingError, WaitError
+from tests.conftest import TIMEOUT
+
+
+@pytest.fixture
+def messages():
+    return Dispatcher("test")
+
+
+def test_handler_receives_the_sender(messages):
+    sender = object()
+    seen = []
+    messages.subscribe(sender, "changed", seen.append)
+    messages.send(sender, "changed")
+    messages.flush(TIMEOUT)
+    assert seen == [sender]
+
+
+def test_senders_are_compared_by_identity_even_unhashable(messages):
+    first, equal_twin = {"name": "motor"}, {"name": "motor"}
+    seen = []
+    messages.subscribe(first, "standby", lambda s: seen.append(("first", s is first)))
+    messages.send(equal_twin, "standby")  # equal, but another object
+    messages.send(first, "moving")  # other message
+    messages.send(first, "standby")
+    messages.flush(TIMEOUT)
+    assert seen == [("first", True)]
+
+
+def test_delivery_order_and_thread(messages, asynchronous):
+    sender = object()
+    seen = []
+    threads = set()
+
+    def handler(s):
+        seen.append(len(seen))
+        threads.add(threading.current_thread().name)
+
+    messages.subscribe(sender, "tick", handler)
+    for _ in range(1000):
+        messages.send(sender, "tick")
+    messages.flush(TIMEOUT)
+    assert seen == list(range(1000))
+    assert threads == {"concert-test"}
+
+
+def test_send_never_blocks_on_handlers(messages, asynchronous):
+    sender = object()
+    gate = threading.Event()
+    count = []
+
+    def slow(s):
+        assert gate.wait(TIMEOUT)
+        count.append(1)
+
+    messages.subscribe(sender, "m", slow)
+    sent = threading.Event()
+
+    def send_many():
+        for _ in range(10_000):
+            messages.send(sender, "m")
+        sent.set()
+
+    threading.Thread(target=send_many).start()
+    assert sent.wait(TIMEOUT), "send() blocked on a handler"
+    gate.set()
+    messages.flush(TIMEOUT)
+    assert len(count) == 10_000
+
+
+def test_raising_handler_is_logged_and_isolated(messages, log_of):
+    records = log_of("concert.dispatcher").records
+    sender = object()
+    seen = []
+
+    def broken(s):
+        raise RuntimeError("handler failed")
+
+    messages.subscribe(sender, "m", broken)
+    messages.subscribe(sender, "m", seen.append)
+    messages.send(sender, "m")
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    assert seen == [sender, sender]
+    assert len(records) == 2
+    assert records[0].exc_info[0] is RuntimeError
+    assert "broken" in records[0].getMessage() and "'m'" in records[0].getMessage()
+
+
+def test_handler_raising_system_exit_does_not_stop_delivery(messages, asynchronous, log_of):
+    records = log_of("concert.dispatcher").records
+    sender = object()
+    seen = []
+    messages.subscribe(sender, "quit", lambda s: (_ for _ in ()).throw(SystemExit(3)))
+    messages.subscribe(sender, "after", seen.append)
+    messages.send(sender, "quit")
+    messages.send(sender, "after")
+    messages.flush(TIMEOUT)
+    assert seen == [sender] and records[0].exc_info[0] is SystemExit
+
+
+def test_wildcards(messages):
+    motor, camera = object(), object()
+    log = []
+    messages.subscribe(ANY, "standby", lambda s: log.append(("any sender", s)))
+    messages.subscribe(motor, ANY, lambda s: log.append(("any message", s)))
+    messages.subscribe(ANY, ANY, lambda s: log.append(("everything", s)))
+    messages.send(motor, "standby")
+    messages.send(camera, "recording")
+    messages.flush(TIMEOUT)
+    assert log == [
+        ("any message", motor),
+        ("any sender", motor),
+        ("everything", motor),
+        ("everything", camera),
+    ]
+    assert repr(ANY) == "ANY"
+
+
+def test_handler_matching_several_subscriptions_is_called_once(messages):
+    sender = object()
+    calls = []
+    messages.subscribe(sender, "m", calls.append)
+    messages.subscribe(sender, ANY, calls.append)
+    messages.subscribe(ANY, "m", calls.append)
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    assert calls == [sender]
+
+
+def test_subscribe_twice_and_unsubscribe(messages):
+    class Watcher:
+        def __init__(self):
+            self.count = 0
+
+        def on_change(self, sender):
+            self.count += 1
+
+    sender, watcher = object(), Watcher()
+    messages.subscribe(sender, "m", watcher.on_change)
+    messages.subscribe(sender, "m", watcher.on_change)  # equal bound method: once
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    messages.unsubscribe(sender, "m", watcher.on_change)  # another bound-method object
+    messages.unsubscribe(sender, "m", watcher.on_change)  # not subscribed: no-op
+    messages.unsubscribe(object(), "x", print)  # never subscribed: no-op
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    assert watcher.count == 1
+
+
+def test_subscribe_and_unsubscribe_from_inside_handlers(messages):
+    sender = object()
+    log = []
+
+    def late(s):
+        log.append("late")
+
+    def once(s):
+        log.append("once")
+        messages.unsubscribe(sender, "m", once)
+        messages.subscribe(sender, "m", late)
+
+    messages.subscribe(sender, "m", once)
+    for _ in range(3):
+        messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    assert log == ["once", "late", "late"]
+
+
+def test_bad_arguments_are_refused(messages):
+    sender = {"device": "motor"}
+    with pytest.raises(MessagingError, match=r"42.*'changed'.*motor.*not callable"):
+        messages.subscribe(sender, "changed", 42)
+    with pytest.raises(MessagingError, match=r"\['un', 'hashable'\].*hashable"):
+        messages.subscribe(sender, ["un", "hashable"], print)
+    with pytest.raises(MessagingError, match="hashable"):
+        messages.send(sender, {"not": "hashable"})
+    assert isinstance(MessagingError("x"), TypeError)
+
+
+def test_flush_from_a_handler_is_refused(messages, asynchronous):
+    sender = object()
+    errors = []
+
+    def handler(s):
+        try:
+            messages.flush(TIMEOUT)
+        except MessagingError as error:
+            errors.append(error)
+
+    messages.subscribe(sender, "m", handler)
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    assert len(errors) == 1 and "would wait for itself" in str(errors[0])
+
+
+def test_flush_timeout(messages, asynchronous):
+    sender = object()
+    gate = threading.Event()
+    messages.subscribe(sender, "m", lambda s: gate.wait(TIMEOUT))
+    messages.send(sender, "m")
+    with pytest.raises(WaitError, match=r"not all delivered within 0\.05 s"):
+        messages.flush(0.05)
+    gate.set()
+    messages.flush(TIMEOUT)
+
+
+def test_when_resolves_with_the_sender(messages):
+    motor = object()
+    arrived = messages.when(motor, "standby")
+    anyone = messages.when(ANY, "standby")
+    assert not arrived.done()
+    messages.send(motor, "moving")
+    messages.send(motor, "standby")
+    assert arrived.result(TIMEOUT) is motor
+    assert anyone.result(TIMEOUT) is motor
+    messages.flush(TIMEOUT)
+    assert messages._table == {}  # one-shot subscriptions removed themselves
+
+
+def test_cancelled_when_unsubscribes(messages):
+    motor = object()
+    arrived = messages.when(motor, "standby")
+    assert arrived.cancel()
+    messages.send(motor, "standby")
+    messages.flush(TIMEOUT)
+    assert arrived.cancelled() and messages._table == {}
+
+
+def test_global_dispatcher_is_a_dispatcher():
+    assert isinstance(dispatcher, Dispatcher)
+    sender = object()
+    seen = []
+    dispatcher.subscribe(sender, "hello", seen.append)
+    try:
+        dispatcher.send(sender, "hello")
+        dispatcher.flush(TIMEOUT)
+    finally:
+        dispatcher.unsubscribe(sender, "hello", seen.append)
+    assert seen == [sender]

@@ -1,0 +1,436 @@
+"""The Future returned by @async_: results, errors, timeouts, cancellation, naming."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import gc
+import inspect
+import sys
+import threading
+
+import pytest
+
+from concert.exceptions import ConcertError, UnitError, WaitError
+from concert.futures import (
+    CancelledError,
+    Future,
+    async_,
+    current_future,
+    is_async,
+    on_cancel,
+    resolve,
+    threaded,
+    wait,
+)
+from concert.quantities import q
+from tests.conftest import TIMEOUT
+
+
+class Boom(Exception):
+    pass
+
+
+@async_
+def double(value):
+    return 2 * value
+
+
+@async_
+def fail(message="boom"):
+    raise Boom(message)
+
+
+# -- results and errors ---------------------------------------------------------
+
+
+def test_result_and_join_return_values():
+    future = double(21)
+    assert isinstance(future, Future)
+    assert isinstance(future, concurrent.futures.Future)
+    assert future.join(TIMEOUT) is future
+    assert future.wait(TIMEOUT) is future
+    assert future.join(TIMEOUT).result() == 42
+    assert future.result(TIMEOUT) == 42
+    assert future.exception(TIMEOUT) is None
+
+
+@pytest.mark.parametrize("method", ["wait", "join", "result"])
+def test_exception_surfaces_through(method):
+    future = fail("surfaced")
+    with pytest.raises(Boom, match="surfaced"):
+        getattr(future, method)(TIMEOUT)
+    assert isinstance(future.exception(TIMEOUT), Boom)
+
+
+def test_exception_is_stored_not_raised_at_the_call():
+    future = fail()  # must not raise here, in either mode
+    assert isinstance(future.exception(TIMEOUT), Boom)
+
+
+def test_wait_error_names_the_operation_and_timeout(asynchronous):
+    release = threading.Event()
+
+    @async_
+    def stuck_operation():
+        assert release.wait(TIMEOUT)
+
+    future = stuck_operation()
+    try:
+        for method in ("wait", "join", "result", "exception"):
+            with pytest.raises(WaitError, match=r"stuck_operation.*0\.05 s") as info:
+                getattr(future, method)(0.05)
+            assert isinstance(info.value, TimeoutError)
+            assert isinstance(info.value, ConcertError)
+        with pytest.raises(WaitError, match=r"0\.02 s"):
+            future.result(20 * q.ms)
+    finally:
+        release.set()
+    assert future.result(TIMEOUT) is None
+
+
+def test_bad_timeouts_are_refused():
+    future = double(1)
+    with pytest.raises(UnitError, match="timeout"):
+        future.result(2 * q.m)
+    with pytest.raises(UnitError, match="timeout"):
+        future.result("soon")
+    with pytest.raises(UnitError, match="not a number"):
+        future.result(float("nan"))
+    assert future.result(1 * q.s) == 2
+
+
+def test_repr_tells_name_and_state():
+    future = double(1)
+    future.result(TIMEOUT)
+    assert "double" in repr(future) and "finished" in repr(future)
+    failed = fail()
+    failed.exception(TIMEOUT)
+    assert "failed" in repr(failed)
+
+
+def test_timeout_from_the_function_is_not_mistaken_for_ours():
+    @async_
+    def raises_timeout():
+        raise TimeoutError("from the device")
+
+    with pytest.raises(TimeoutError, match="from the device") as info:
+        raises_timeout().result(TIMEOUT)
+    assert not isinstance(info.value, WaitError)
+
+
+# -- decorator --------------------------------------------------------------------
+
+
+def test_decorator_keeps_name_doc_signature():
+    def measure(exposure, *, frames=1):
+        """Measure something."""
+        return exposure * frames
+
+    decorated = async_(measure)
+    assert decorated.__name__ == "measure"
+    assert decorated.__doc__ == "Measure something."
+    assert inspect.signature(decorated) == inspect.signature(measure)
+    assert is_async(decorated) and not is_async(measure)
+    assert async_(decorated) is decorated
+    assert decorated(2, frames=3).result(TIMEOUT) == 6
+
+
+def test_methods_and_static_methods():
+    class Motor:
+        def __init__(self):
+            self.position = 0
+
+        @async_
+        def move(self, delta):
+            self.position += delta
+            return self.position
+
+        @async_
+        @staticmethod
+        def home_position():
+            return 0
+
+        @staticmethod
+        @async_
+        def park_position():
+            return -1
+
+    motor = Motor()
+    assert motor.move(3).result(TIMEOUT) == 3
+    assert Motor.home_position().result(TIMEOUT) == 0
+    assert motor.home_position().result(TIMEOUT) == 0
+    assert Motor.park_position().result(TIMEOUT) == -1
+    assert is_async(Motor.move) and is_async(Motor.__dict__["home_position"])
+
+
+def test_runs_in_a_pool_worker(asynchronous):
+    @async_
+    def where():
+        return threading.current_thread().name
+
+    assert where().result(TIMEOUT).startswith("concert-worker-")
+
+
+# -- wait / resolve ------------------------------------------------------------
+
+
+def test_resolve_returns_results_in_order():
+    assert resolve([double(i) for i in range(50)], TIMEOUT) == [2 * i for i in range(50)]
+
+
+def test_wait_waits_for_all_then_raises_first_failure_in_order(asynchronous):
+    release = threading.Event()
+    finished = []
+
+    @async_
+    def slow(tag):
+        assert release.wait(TIMEOUT)
+        finished.append(tag)
+        return tag
+
+    first = fail("first")
+    second = fail("second")
+    late = slow("late")
+    threading.Timer(0.05, release.set).start()
+    with pytest.raises(Boom, match="first"):
+        wait([late, first, second], TIMEOUT)
+    # wait() did not leave 'late' running: it had finished before the error surfaced
+    assert finished == ["late"] and late.done()
+
+
+def test_wait_timeout_names_unfinished(asynchronous):
+    release = threading.Event()
+
+    @async_
+    def blocked():
+        assert release.wait(TIMEOUT)
+
+    stuck = blocked()
+    try:
+        with pytest.raises(WaitError, match=r"1 of 2 futures not done.*blocked"):
+            wait([double(1), stuck], 0.05)
+    finally:
+        release.set()
+    stuck.result(TIMEOUT)
+
+
+def test_wait_accepts_plain_concurrent_futures():
+    plain = concurrent.futures.Future()
+    plain.set_exception(Boom("plain"))
+    with pytest.raises(Boom, match="plain"):
+        wait([double(1), plain], TIMEOUT)
+
+
+def test_wait_reports_cancelled():
+    cancelled = Future("never run")
+    assert cancelled.cancel()
+    with pytest.raises(CancelledError):
+        wait([double(1), cancelled], TIMEOUT)
+
+
+# -- cancellation -----------------------------------------------------------------
+
+
+def test_cancel_pending_future():
+    future = Future("pending")
+    assert future.cancel() and future.cancelled()
+    with pytest.raises(CancelledError):
+        future.result(TIMEOUT)
+
+
+def test_cancel_running_future_runs_cancel_action(asynchronous):
+    started, stop = threading.Event(), threading.Event()
+
+    @async_
+    def move():
+        on_cancel(stop.set)
+        started.set()
+        assert stop.wait(TIMEOUT)
+        return "arrived"
+
+    future = move()
+    assert started.wait(TIMEOUT)
+    assert future.cancel() is True
+    assert stop.is_set() and future.cancelled() and future.done()
+    with pytest.raises(CancelledError):
+        future.join(TIMEOUT)
+    assert future.cancel() is True  # idempotent
+
+
+def test_cancel_running_future_without_action_is_refused(asynchronous):
+    started, release = threading.Event(), threading.Event()
+
+    @async_
+    def uninterruptible():
+        started.set()
+        assert release.wait(TIMEOUT)
+        return 1
+
+    future = uninterruptible()
+    assert started.wait(TIMEOUT)
+    assert future.cancel() is False
+    release.set()
+    assert future.result(TIMEOUT) == 1
+    assert future.cancel() is False  # finished futures cannot be cancelled
+
+
+def test_failing_cancel_action_propagates_and_operation_continues(asynchronous):
+    started, release = threading.Event(), threading.Event()
+
+    def broken_stop():
+        raise Boom("stop failed")
+
+    @async_
+    def move():
+        on_cancel(broken_stop)
+        started.set()
+        assert release.wait(TIMEOUT)
+        return "arrived"
+
+    future = move()
+    assert started.wait(TIMEOUT)
+    with pytest.raises(Boom, match="stop failed"):
+        future.cancel()
+    release.set()
+    assert future.result(TIMEOUT) == "arrived"
+
+
+def test_cancel_races_with_completion(asynchronous):
+    """Whoever wins, cancel()'s answer agrees with the final state and nothing hangs."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(2000):
+            stops = []
+
+            @async_
+            def quick():
+                on_cancel(lambda: stops.append(1))
+                return 1
+
+            future = quick()
+            cancelled = future.cancel()
+            if cancelled:
+                assert future.cancelled() and future.done()
+            else:
+                assert future.result(TIMEOUT) == 1 and not future.cancelled()
+            assert len(stops) <= 1
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_concurrent_cancels_run_the_action_once(asynchronous):
+    started, stop = threading.Event(), threading.Event()
+    calls = []
+
+    def action():
+        calls.append(1)
+        stop.set()
+
+    @async_
+    def move():
+        on_cancel(action)
+        started.set()
+        assert stop.wait(TIMEOUT)
+
+    future = move()
+    assert started.wait(TIMEOUT)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(future.cancel())) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert results == [True] * 16 and calls == [1]
+
+
+def test_current_future_and_on_cancel_outside_a_call():
+    on_cancel(lambda: None)  # does nothing outside a decorated call
+    assert current_future() is None
+
+    @async_
+    def who_am_i():
+        return current_future()
+
+    future = who_am_i()
+    assert future.result(TIMEOUT) is future
+
+
+# -- context, threads, logging -------------------------------------------------------
+
+request = contextvars.ContextVar("request", default="none")
+
+
+def test_context_travels_into_calls_and_nested_calls():
+    @async_
+    def inner():
+        return request.get()
+
+    @async_
+    def outer():
+        seen = request.get()
+        request.set("changed inside")
+        return seen, inner().result(TIMEOUT)
+
+    token = request.set("from caller")
+    try:
+        assert outer().result(TIMEOUT) == ("from caller", "changed inside")
+        assert request.get() == "from caller"  # the call's change did not leak back
+    finally:
+        request.reset(token)
+
+
+def test_threaded_runs_in_a_new_daemon_thread_with_context():
+    seen = []
+
+    @threaded
+    def background(value):
+        seen.append((value, request.get(), threading.current_thread().name))
+
+    token = request.set("ctx")
+    try:
+        thread = background(7)
+    finally:
+        request.reset(token)
+    thread.join(TIMEOUT)
+    assert not thread.is_alive() and thread.daemon
+    assert seen == [(7, "ctx", thread.name)] and thread is not threading.current_thread()
+
+
+def test_unretrieved_failure_is_logged_on_collection(log_of):
+    records = log_of("concert.futures").records
+    future = fail("nobody looked")
+    concurrent.futures.wait([future], TIMEOUT)  # done, but nobody asked for the result
+    assert future.done()
+    del future
+    gc.collect()
+    [record] = records
+    assert "nobody retrieved" in record.getMessage() and "fail" in record.getMessage()
+    assert record.exc_info[0] is Boom and "nobody looked" in str(record.exc_info[1])
+
+
+def test_retrieved_failure_is_not_logged(log_of):
+    records = log_of("concert.futures").records
+    future = fail()
+    future.exception(TIMEOUT)
+    del future
+    gc.collect()
+    assert records == []
+
+
+def test_exception_after_cancellation_is_logged(asynchronous, log_of):
+    records = log_of("concert.futures").records
+    started, stop = threading.Event(), threading.Event()
+
+    @async_
+    def move():
+        on_cancel(stop.set)
+        started.set()
+        assert stop.wait(TIMEOUT)
+        raise Boom("while stopping")
+
+    future = move()
+    assert started.wait(TIMEOUT)
+    assert future.cancel()
+    assert any(r.exc_info and r.exc_info[0] is Boom for r in records)
