@@ -27,7 +27,7 @@ from concert.quantities import q
 from tests.conftest import TIMEOUT
 
 
-class Boom(Exception):
+class DeviceError(Exception):
     pass
 
 
@@ -38,7 +38,7 @@ def double(value):
 
 @async_
 def fail(message="boom"):
-    raise Boom(message)
+    raise DeviceError(message)
 
 
 # -- results and errors ---------------------------------------------------------
@@ -58,14 +58,14 @@ def test_result_and_join_return_values():
 @pytest.mark.parametrize("method", ["wait", "join", "result"])
 def test_exception_surfaces_through(method):
     future = fail("surfaced")
-    with pytest.raises(Boom, match="surfaced"):
+    with pytest.raises(DeviceError, match="surfaced"):
         getattr(future, method)(TIMEOUT)
-    assert isinstance(future.exception(TIMEOUT), Boom)
+    assert isinstance(future.exception(TIMEOUT), DeviceError)
 
 
 def test_exception_is_stored_not_raised_at_the_call():
     future = fail()  # must not raise here, in either mode
-    assert isinstance(future.exception(TIMEOUT), Boom)
+    assert isinstance(future.exception(TIMEOUT), DeviceError)
 
 
 def test_wait_error_names_the_operation_and_timeout(asynchronous):
@@ -193,7 +193,7 @@ def test_wait_waits_for_all_then_raises_first_failure_in_order(asynchronous):
     second = fail("second")
     late = slow("late")
     threading.Timer(0.05, release.set).start()
-    with pytest.raises(Boom, match="first"):
+    with pytest.raises(DeviceError, match="first"):
         wait([late, first, second], TIMEOUT)
     # wait() did not leave 'late' running: it had finished before the error surfaced
     assert finished == ["late"] and late.done()
@@ -217,8 +217,8 @@ def test_wait_timeout_names_unfinished(asynchronous):
 
 def test_wait_accepts_plain_concurrent_futures():
     plain = concurrent.futures.Future()
-    plain.set_exception(Boom("plain"))
-    with pytest.raises(Boom, match="plain"):
+    plain.set_exception(DeviceError("plain"))
+    with pytest.raises(DeviceError, match="plain"):
         wait([double(1), plain], TIMEOUT)
 
 
@@ -279,7 +279,7 @@ def test_failing_cancel_action_propagates_and_operation_continues(asynchronous):
     started, release = threading.Event(), threading.Event()
 
     def broken_stop():
-        raise Boom("stop failed")
+        raise DeviceError("stop failed")
 
     @async_
     def move():
@@ -290,7 +290,7 @@ def test_failing_cancel_action_propagates_and_operation_continues(asynchronous):
 
     future = move()
     assert started.wait(TIMEOUT)
-    with pytest.raises(Boom, match="stop failed"):
+    with pytest.raises(DeviceError, match="stop failed"):
         future.cancel()
     release.set()
     assert future.result(TIMEOUT) == "arrived"
@@ -305,7 +305,7 @@ def test_cancel_races_with_completion(asynchronous):
             stops = []
 
             @async_
-            def quick():
+            def quick(stops=stops):
                 on_cancel(lambda: stops.append(1))
                 return 1
 
@@ -407,7 +407,7 @@ def test_unretrieved_failure_is_logged_on_collection(log_of):
     gc.collect()
     [record] = records
     assert "nobody retrieved" in record.getMessage() and "fail" in record.getMessage()
-    assert record.exc_info[0] is Boom and "nobody looked" in str(record.exc_info[1])
+    assert record.exc_info[0] is DeviceError and "nobody looked" in str(record.exc_info[1])
 
 
 def test_retrieved_failure_is_not_logged(log_of):
@@ -428,9 +428,9 @@ def test_exception_after_cancellation_is_logged(asynchronous, log_of):
         on_cancel(stop.set)
         started.set()
         assert stop.wait(TIMEOUT)
-        raise Boom("while stopping")
+        raise DeviceError("while stopping")
 
     future = move()
     assert started.wait(TIMEOUT)
     assert future.cancel()
-    assert any(r.exc_info and r.exc_info[0] is Boom for r in records)
+    assert any(r.exc_info and r.exc_info[0] is DeviceError for r in records)
