@@ -101,7 +101,11 @@ class Dispatcher:
         _instances.add(self)
 
     def __repr__(self) -> str:
-        return f"<Dispatcher {self._name!r}, {len(self._queue)} queued>"
+        return f"<Dispatcher {self._name!r}, {self.queued()} queued>"
+
+    def queued(self) -> int:
+        """Return how many messages wait for delivery (a snapshot)."""
+        return sum(1 for sender, _ in list(self._queue) if sender is not _FLUSH)
 
     # -- subscriptions -----------------------------------------------------------
 
@@ -179,12 +183,20 @@ class Dispatcher:
 
         ``timeout`` is in seconds or a time quantity; ``None`` waits forever.
 
+        Under :data:`concert.config.DISABLE_ASYNC` whatever is still queued is
+        delivered in the calling thread before this returns.
+
         :raises WaitError: if that takes longer than ``timeout``.
-        :raises MessagingError: when called from a handler of this dispatcher.
+        :raises MessagingError: when called from a handler running in this
+            dispatcher's delivery thread.
         """
         seconds = optional_seconds(timeout, "timeout")
         if threading.current_thread() is self._thread:
             raise MessagingError(f"{self!r}: flush() called from a handler would wait for itself")
+        if config.DISABLE_ASYNC:
+            with self._delivery_lock:  # deliver what is left here, as a synchronous send would
+                self._drain()
+            return
         if self._thread is None:
             return  # only synchronous sends so far (they start no thread): nothing is queued
         done = threading.Event()
@@ -296,7 +308,7 @@ def _deliver_queued_at_exit() -> None:
             LOG.error(
                 "%r: %d messages were still queued at exit after %g s",
                 instance,
-                len(instance._queue),
+                instance.queued(),
                 config.EXIT_FLUSH_TIMEOUT,
             )
 

@@ -78,13 +78,16 @@ class Future(concurrent.futures.Future):
 
     Adds :meth:`wait`/:meth:`join`, cancellation of *running* operations
     through a cancel action, Ctrl-C handling, ``await`` support and logging of
-    failures nobody retrieved. It follows the base class's state machine and
-    its one :class:`threading.Condition` (``_condition``); every attribute
-    below that changes after creation is guarded by that condition, except
-    ``_work``, which is claimed by a single atomic ``list.pop``.
+    failures nobody retrieved. It is still a standard future:
+    ``concurrent.futures.wait``, ``as_completed`` and ``add_done_callback``
+    work as usual.
 
     ``name`` is used in messages (``repr``, :class:`~concert.exceptions.WaitError`).
     """
+
+    # Follows the base class's state machine and its one Condition, _condition:
+    # every attribute that changes after creation is guarded by it, except
+    # _work, which is claimed by a single atomic list.pop().
 
     # Class-level defaults keep __init__ (and so every call) cheap.
     _cancel_action: Optional[Callable[[], Any]] = None
@@ -255,12 +258,33 @@ class Future(concurrent.futures.Future):
     def __await__(self):
         """Await the result from asyncio without blocking the event loop.
 
-        Cancelling the awaiting task cancels this future (running its cancel
-        action in the event loop's thread).
+        Cancelling the awaiting task cancels this future: the cancel action runs
+        in a helper thread while the task waits for it, so the loop stays free
+        and, once the task has been cancelled, the operation has stopped.
         """
+        return self._await_in_loop().__await__()
+
+    async def _await_in_loop(self) -> Any:
         import asyncio  # lazily: importing asyncio costs more than the rest of Concert
 
-        return asyncio.wrap_future(self).__await__()
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake(_: concurrent.futures.Future) -> None:
+            try:
+                loop.call_soon_threadsafe(_set_if_pending, woken)
+            except RuntimeError:  # the loop was closed meanwhile: nobody awaits any more
+                pass
+
+        self.add_done_callback(wake)
+        try:
+            await woken
+        except asyncio.CancelledError:
+            await loop.run_in_executor(None, self.cancel)
+            raise
+        if self.cancelled():
+            raise asyncio.CancelledError(f"{self!r} was cancelled")
+        return self.result()
 
     def __del__(self) -> None:
         if self._state == FINISHED and self._exception is not None and not self._retrieved:
@@ -273,6 +297,11 @@ class Future(concurrent.futures.Future):
                 )
             except Exception:  # logging torn down at interpreter exit
                 pass
+
+
+def _set_if_pending(waiter: Any) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def current_future() -> Optional[Future]:
@@ -342,7 +371,7 @@ class _WorkItem:
 def async_(func: Callable[..., _T]) -> Callable[..., Future]:
     """Decorate a blocking function so that calling it returns a :class:`Future`.
 
-    Works on functions, methods and static methods and keeps their name,
+    Works on functions, methods, static and class methods and keeps their name,
     docstring and signature. Each call is submitted to the module-wide pool,
     or, when :data:`concert.config.DISABLE_ASYNC` is true at the time of the
     call, run at once in the caller's thread (see the module documentation).
@@ -351,6 +380,8 @@ def async_(func: Callable[..., _T]) -> Callable[..., Future]:
     """
     if isinstance(func, staticmethod):
         return staticmethod(async_(func.__func__))
+    if isinstance(func, classmethod):
+        return classmethod(async_(func.__func__))
     if is_async(func):
         return func
     name = _name_of(func)
@@ -370,7 +401,7 @@ def async_(func: Callable[..., _T]) -> Callable[..., Future]:
 
 def is_async(func: Any) -> bool:
     """Return whether ``func`` was decorated with :func:`async_`."""
-    if isinstance(func, staticmethod):
+    if isinstance(func, (staticmethod, classmethod)):
         func = func.__func__
     return getattr(func, "_concert_async", False) is True
 
@@ -384,7 +415,8 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
 
     :raises WaitError: naming the futures not done within ``timeout``.
     :raises: the exception of the first future (in the given order) that
-        failed, or :class:`CancelledError` for the first cancelled one.
+        failed, or :class:`CancelledError` for the first cancelled one. Every
+        further failure is logged with its traceback.
     """
     futures = list(futures)
     seconds = optional_seconds(timeout, "timeout")
@@ -408,12 +440,20 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
         raise
     if late:
         raise WaitError(f"{len(late)} of {len(futures)} futures not done within {seconds:g} s: {late!r}")
+    failures = []
     for future in futures:
         if future.cancelled():
-            raise CancelledError(f"{future!r} was cancelled")
-        error = future.exception()
-        if error is not None:
-            raise error
+            failures.append(CancelledError(f"{future!r} was cancelled"))
+        elif future.exception() is not None:
+            failures.append(future.exception())
+    for other in failures[1:]:  # the first is raised; the others must not vanish
+        LOG.error(
+            "wait(): besides the failure raised, %r also failed",
+            other,
+            exc_info=(type(other), other, other.__traceback__),
+        )
+    if failures:
+        raise failures[0]
 
 
 def resolve(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> List[Any]:

@@ -42,5 +42,5 @@ def busy_wait(condition: Callable[[], Any], sleep_time: Any = None, timeout: Any
             time.sleep(interval)
 
 
-#: The same as :func:`busy_wait`, under the name the seed documents use.
+#: Another name for :func:`busy_wait`.
 wait_until = busy_wait

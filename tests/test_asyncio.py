@@ -122,3 +122,40 @@ def test_wait_for_in_time_returns_result(asynchronous):
         return await asyncio.wait_for(double(5), TIMEOUT)
 
     assert run(main()) == 10
+
+
+def test_cancel_action_does_not_block_the_loop(asynchronous):
+    """A slow stop runs in a helper thread: the loop keeps serving other coroutines meanwhile."""
+    started, stopped = threading.Event(), threading.Event()
+    loop_ran_during_stop = threading.Event()
+
+    def slow_stop():
+        # The stop only completes once another coroutine on the loop has run.
+        assert loop_ran_during_stop.wait(TIMEOUT), "the event loop was blocked during cancel"
+        stopped.set()
+
+    @async_
+    def move():
+        on_cancel(slow_stop)
+        started.set()
+        assert stopped.wait(TIMEOUT)
+
+    future = move()
+    assert started.wait(TIMEOUT)
+
+    async def main():
+        task = asyncio.ensure_future(future)
+        await asyncio.sleep(0)
+        task.cancel()
+
+        async def other_work():
+            while not task.done():
+                loop_ran_during_stop.set()
+                await asyncio.sleep(0.001)
+
+        await other_work()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    assert stopped.is_set() and future.cancelled()

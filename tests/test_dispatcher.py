@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from concert import config
 from concert.dispatcher import ANY, Dispatcher, dispatcher
 from concert.exceptions import MessagingError, WaitError
 from tests.conftest import TIMEOUT
@@ -248,3 +249,35 @@ def test_global_dispatcher_is_a_dispatcher():
     finally:
         dispatcher.unsubscribe(sender, "hello", seen.append)
     assert seen == [sender]
+
+
+def test_flush_inside_a_synchronous_handler_delivers_what_is_queued(asynchronous):
+    messages = Dispatcher("sync-flush")
+    sender = object()
+    gate = threading.Event()
+    order = []
+
+    def first(s):
+        order.append("first")
+        assert gate.wait(TIMEOUT)
+
+    def later(s):
+        order.append("later")
+
+    def flushing(s):
+        order.append("flushing")
+        messages.flush(TIMEOUT)  # must neither hang nor raise under DISABLE
+
+    messages.subscribe(sender, "a", first)
+    messages.subscribe(sender, "b", later)
+    messages.subscribe(sender, "c", flushing)
+    messages.send(sender, "a")  # occupies the delivery thread
+    messages.send(sender, "b")  # queued behind it
+    config.DISABLE_ASYNC = True
+    sync = threading.Thread(target=messages.send, args=(sender, "c"))
+    sync.start()
+    gate.set()
+    sync.join(TIMEOUT)
+    assert not sync.is_alive()
+    assert order == ["first", "later", "flushing"]
+    assert messages.queued() == 0

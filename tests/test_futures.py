@@ -434,3 +434,25 @@ def test_exception_after_cancellation_is_logged(asynchronous, log_of):
     assert started.wait(TIMEOUT)
     assert future.cancel()
     assert any(r.exc_info and r.exc_info[0] is DeviceError for r in records)
+
+
+def test_class_methods():
+    class Camera:
+        frames = 3
+
+        @async_
+        @classmethod
+        def default_frames(cls):
+            return cls.frames
+
+    assert Camera.default_frames().result(TIMEOUT) == 3
+    assert is_async(Camera.__dict__["default_frames"])
+
+
+def test_wait_logs_every_failure_besides_the_first(log_of):
+    records = log_of("concert.futures").records
+    with pytest.raises(DeviceError, match="one"):
+        wait([fail("one"), double(1), fail("two"), fail("three")], TIMEOUT)
+    gc.collect()
+    logged = [str(r.exc_info[1]) for r in records]
+    assert logged == ["two", "three"]  # reported once each, by wait(), not at collection
