@@ -35,3 +35,59 @@ class MessagingError(ConcertError, TypeError):
     a dictionary key, or a :meth:`~concert.dispatcher.Dispatcher.flush` called
     from inside a handler (which would wait for itself).
     """
+
+
+class ParameterError(ConcertError, LookupError):
+    """A parameter that the device does not have was asked for."""
+
+
+class AccessorNotImplementedError(ConcertError, NotImplementedError):
+    """A device does not implement the getter or setter a parameter needs."""
+
+
+class ReadAccessError(ConcertError):
+    """A parameter cannot be read (it has no getter)."""
+
+
+class WriteAccessError(ConcertError):
+    """A parameter cannot be written (it has no setter, or it is a state)."""
+
+
+class LimitError(ConcertError, ValueError):
+    """A value lies outside a limit, or is not a finite number."""
+
+
+class SoftLimitError(LimitError):
+    """A value lies outside the soft (user-settable) limits of a quantity."""
+
+
+class HardLimitError(LimitError):
+    """A value lies outside the limits the hardware reports, or the hardware hit one."""
+
+
+class StateError(ConcertError):
+    """An operation was called in a state that does not allow it.
+
+    ``error_state`` is the state the device was in.
+    """
+
+    def __init__(self, error_state: str, msg: str = "") -> None:
+        self.error_state = error_state
+        super().__init__(msg or f"not allowed in state {error_state!r}")
+
+
+class LockError(ConcertError):
+    """A parameter is write-protected, or exclusive access cannot be had.
+
+    Raised for writes to a locked parameter, changes to a permanent lock,
+    waits for exclusive access that exceed :data:`concert.config.LOCK_TIMEOUT`,
+    and lock orders that would deadlock.
+    """
+
+
+class StorageError(ConcertError):
+    """Data could not be stored, or storing it would overwrite or escape its root."""
+
+
+class NetworkingError(ConcertError):
+    """A connection to a peer failed, was refused, closed or timed out."""

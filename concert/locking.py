@@ -1,0 +1,268 @@
+"""Exclusive access to devices and parameter values: ``with motor, pump['foo']:``.
+
+The model, in four rules:
+
+1. Work runs on behalf of an *owner*, a token kept in a context variable. The
+   outermost ``with`` in a context creates one; futures submitted inside the
+   block copy the context (see :mod:`concert.futures`) and so act as the same
+   owner. A write or device operation started outside any block gets a fresh
+   owner for its duration, which nested work inherits.
+2. Holding an :class:`ExclusiveLock` (entering ``with``) waits until no other
+   owner holds it or runs an operation on it; it is reentrant for its owner.
+3. An operation (a parameter write, a device method such as ``move``) waits
+   until no other owner holds the lock. Operations of different owners do not
+   exclude each other. Reads take nothing and never wait.
+4. A wait that would close a cycle -- owner A waits for B, which (transitively)
+   waits for A -- raises :class:`~concert.exceptions.LockError` naming both
+   objects instead of hanging; this is deadlock *detection*, so the order in
+   which a script nests its ``with`` blocks is free. Every wait also honours
+   :data:`concert.config.LOCK_TIMEOUT`.
+
+All lock state lives under one module-wide condition, ``_manager``: one lock
+to reason about, and a consistent snapshot for the deadlock check. Hardware
+operations take milliseconds or more, so sharing it costs nothing that
+matters.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import time
+from contextlib import contextmanager
+from threading import Condition
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from concert import config
+from concert.exceptions import LockError
+
+__all__ = ["ExclusiveLock", "Owner", "current_owner", "operation"]
+
+
+class Owner:
+    """The identity on whose behalf work runs (see rule 1)."""
+
+    __slots__ = ("number",)
+    _numbers = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.number = next(Owner._numbers)
+
+    def __repr__(self) -> str:
+        return f"owner #{self.number}"
+
+
+_owner: contextvars.ContextVar[Optional[Owner]] = contextvars.ContextVar("concert_lock_owner", default=None)
+# Reset tokens of the `with` blocks entered in this context, innermost last.
+_entered: contextvars.ContextVar[Tuple[contextvars.Token, ...]] = contextvars.ContextVar(
+    "concert_lock_entered", default=()
+)
+
+_manager = Condition()
+# Guarded by _manager: what each owner is waiting for right now (one entry per
+# waiting thread), and which locks each owner holds exclusively.
+_waiting: Dict[Owner, List[Tuple[ExclusiveLock, bool]]] = {}
+_holding: Dict[Owner, List[ExclusiveLock]] = {}
+
+
+def current_owner() -> Optional[Owner]:
+    """Return the owner the calling context acts for, or ``None`` outside any block."""
+    return _owner.get()
+
+
+class ExclusiveLock:
+    """The exclusive-access lock of one device or one parameter value.
+
+    ``name`` names the guarded object in error messages. All state is guarded
+    by the module's ``_manager`` condition.
+    """
+
+    __slots__ = ("_depth", "_holder", "_operations", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._holder: Optional[Owner] = None
+        self._depth = 0
+        self._operations: Dict[Owner, int] = {}
+
+    def __repr__(self) -> str:
+        holder = f"held by {self._holder}" if self._holder else "free"
+        return f"<ExclusiveLock {self.name} {holder}>"
+
+    # -- what blocks whom (caller holds _manager) ---------------------------------
+
+    def _blockers(self, owner: Owner, exclusive: bool) -> List[Owner]:
+        blockers = []
+        if self._holder is not None and self._holder is not owner:
+            blockers.append(self._holder)
+        if exclusive:
+            blockers.extend(o for o in self._operations if o is not owner)
+        return blockers
+
+    # -- holding (the `with` statement) ----------------------------------------------
+
+    def hold(self, owner: Owner) -> None:
+        """Make ``owner`` hold this lock exclusively, waiting as rule 2 says.
+
+        :raises LockError: on a deadlock or when :data:`~concert.config.LOCK_TIMEOUT` expires.
+        """
+        with _manager:
+            _wait_until_free(((self, True),), owner)
+            if self._depth == 0:
+                self._holder = owner
+                _holding.setdefault(owner, []).append(self)
+            self._depth += 1
+
+    def release(self, owner: Owner) -> None:
+        """Undo one :meth:`hold` by ``owner``."""
+        with _manager:
+            if self._holder is not owner:
+                raise LockError(f"{self.name} is not held by {owner}")
+            self._depth -= 1
+            if self._depth == 0:
+                self._holder = None
+                held = _holding[owner]
+                held.remove(self)
+                if not held:
+                    del _holding[owner]
+                _manager.notify_all()
+
+    def __enter__(self) -> ExclusiveLock:
+        owner = _owner.get() or Owner()
+        reset = _owner.set(owner)
+        try:
+            self.hold(owner)
+        except BaseException:
+            _owner.reset(reset)
+            raise
+        _entered.set((*_entered.get(), reset))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        resets = _entered.get()
+        owner = _owner.get()
+        _entered.set(resets[:-1])
+        _owner.reset(resets[-1])
+        self.release(owner)
+
+    async def __aenter__(self) -> ExclusiveLock:
+        import asyncio
+
+        owner = _owner.get() or Owner()
+        reset = _owner.set(owner)
+        acquiring = asyncio.get_running_loop().run_in_executor(None, self.hold, owner)
+        try:
+            await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            try:  # the hold may still succeed in its thread: undo it before giving up
+                await acquiring
+                self.release(owner)
+            finally:
+                _owner.reset(reset)
+            raise
+        except BaseException:
+            _owner.reset(reset)
+            raise
+        _entered.set((*_entered.get(), reset))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+
+
+@contextmanager
+def operation(locks: Sequence[ExclusiveLock]) -> Iterator[Owner]:
+    """Run the body as an operation on all ``locks`` at once (rule 3).
+
+    Waits, atomically for all of them, until no other owner holds any; then
+    the body runs and no other owner can take them until it ends.
+
+    :raises LockError: on a deadlock or when :data:`~concert.config.LOCK_TIMEOUT` expires.
+    """
+    owner = _owner.get()
+    reset = None
+    if owner is None:
+        owner = Owner()
+        reset = _owner.set(owner)
+    try:
+        with _manager:
+            _wait_until_free(tuple((lock, False) for lock in locks), owner)
+            for lock in locks:
+                lock._operations[owner] = lock._operations.get(owner, 0) + 1
+        try:
+            yield owner
+        finally:
+            with _manager:
+                for lock in locks:
+                    count = lock._operations[owner] - 1
+                    if count:
+                        lock._operations[owner] = count
+                    else:
+                        del lock._operations[owner]
+                _manager.notify_all()
+    finally:
+        if reset is not None:
+            _owner.reset(reset)
+
+
+def _wait_until_free(wanted: Tuple[Tuple[ExclusiveLock, bool], ...], owner: Owner) -> None:
+    # Caller holds _manager. `wanted` is ((lock, exclusive), ...).
+    if not any(lock._blockers(owner, exclusive) for lock, exclusive in wanted):
+        return
+    timeout = config.LOCK_TIMEOUT
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waiting = _waiting.setdefault(owner, [])
+    try:
+        while True:
+            blocked = [(lock, exclusive) for lock, exclusive in wanted if lock._blockers(owner, exclusive)]
+            if not blocked:
+                return
+            lock, exclusive = blocked[0]
+            cycle = _find_cycle(owner, lock, exclusive)
+            if cycle is not None:
+                blocker, waited = cycle
+                raise LockError(
+                    f"deadlock: {owner} wants {lock.name} while holding {_names(_holding.get(owner))}, "
+                    f"but {blocker}, which has {lock.name}, waits for {waited.name}; "
+                    "take them in the same order everywhere, or release one first"
+                )
+            waiting.append((lock, exclusive))
+            try:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise LockError(
+                        f"waited {timeout:g} s (LOCK_TIMEOUT) for {lock.name}, "
+                        f"held by {lock._holder or 'others'}"
+                    )
+                _manager.wait(remaining)
+            finally:
+                waiting.remove((lock, exclusive))
+    finally:
+        if not waiting:
+            _waiting.pop(owner, None)
+
+
+def _names(locks: Optional[List[ExclusiveLock]]) -> str:
+    return ", ".join(sorted(lock.name for lock in locks)) if locks else "nothing"
+
+
+def _find_cycle(owner: Owner, lock: ExclusiveLock, exclusive: bool) -> Optional[Tuple[Owner, ExclusiveLock]]:
+    """Return (the owner blocking ``lock``, the lock it waits for) if waiting would close a cycle.
+
+    Depth-first search through "X waits for a lock that Y holds or operates
+    on", starting from the owners that block ``lock``. Caller holds _manager.
+    """
+    for first in lock._blockers(owner, exclusive):
+        seen = set()
+        stack = [first]
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            for waited, waits_exclusively in _waiting.get(current, ()):
+                blockers = waited._blockers(current, waits_exclusively)
+                if owner in blockers:
+                    return first, _waiting[first][0][0] if _waiting.get(first) else waited
+                stack.extend(blockers)
+    return None

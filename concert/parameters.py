@@ -1,0 +1,622 @@
+"""Parameters: named, checked, lockable values of a device.
+
+A :class:`Parameter` is declared on a class like a property; its accessors are
+``fget``/``fset``/``fget_target`` or, by convention, the methods
+``_get_<name>``, ``_set_<name>`` and ``_get_target_<name>``::
+
+    class Pump(Device):
+        flow_rate = Quantity(q.l / q.min, lower=0 * q.l / q.min, upper=10 * q.l / q.min)
+
+        def _get_flow_rate(self): ...
+        def _set_flow_rate(self, rate): ...
+
+``pump.flow_rate`` reads in the calling thread, ``pump.flow_rate = 2 * q.l / q.min``
+writes in the calling thread (errors are raised there);
+``pump['flow_rate'].set(...)`` and ``pump.set_flow_rate(...)`` return futures.
+
+A write goes through, in this order, and stops at the first failure, leaving
+the device untouched: the write lock (:class:`~concert.exceptions.LockError`),
+the presence of a setter (:class:`~concert.exceptions.WriteAccessError`), the
+value -- unit, finiteness, soft and external limits for quantities
+(:class:`~concert.exceptions.UnitError`, :class:`~concert.exceptions.LimitError`)
+--, exclusive access (waiting for other owners' ``with`` blocks, see
+:mod:`concert.locking`), the state check (:class:`~concert.exceptions.StateError`)
+and only then the setter. A successful write sends ``'changed'`` with the
+parameter value as sender.
+
+When ``data`` is given to a parameter, accessors receive it as an extra last
+argument, so one accessor can serve several parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from concert.dispatcher import dispatcher
+from concert.exceptions import (
+    AccessorNotImplementedError,
+    HardLimitError,
+    LimitError,
+    LockError,
+    ParameterError,
+    ReadAccessError,
+    SoftLimitError,
+    UnitError,
+    WriteAccessError,
+)
+from concert.futures import Future, async_
+from concert.locking import ExclusiveLock, operation
+from concert.polling import busy_wait
+from concert.quantities import q
+
+__all__ = ["Parameter", "ParameterValue", "Parameterizable", "Quantity", "QuantityValue"]
+
+
+class Parameter:
+    """A parameter declared on a :class:`Parameterizable` class (see the module documentation).
+
+    ``fget(instance)``, ``fset(instance, value)`` and ``fget_target(instance)``
+    are the accessors; missing ones are looked up as ``_get_<name>`` etc.
+    ``check`` is a :func:`concert.states.check` applied to every write.
+    ``help`` describes the parameter.
+    """
+
+    value_class: type = None  # set below, once ParameterValue exists
+
+    def __init__(
+        self,
+        fget: Optional[Callable] = None,
+        fset: Optional[Callable] = None,
+        fget_target: Optional[Callable] = None,
+        data: Any = None,
+        check: Optional[Callable] = None,
+        help: Optional[str] = None,
+    ) -> None:
+        self.fget = fget
+        self.fset = fset
+        self.fget_target = fget_target
+        self.data = data
+        self.check = check
+        self.help = help
+        self.name: Optional[str] = None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        if instance is None:
+            return self
+        return instance._parameter_values[self.name].read()
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance._parameter_values[self.name].write(value)
+
+
+class ParameterValue:
+    """The value side of a :class:`Parameter` on one instance: ``device['name']``.
+
+    ``device['name'] is device['name']`` always holds, so a parameter value can
+    be a Dispatcher sender and a ``with`` target.
+    """
+
+    def __init__(self, instance: Parameterizable, parameter: Parameter) -> None:
+        self._instance = instance
+        self._parameter = parameter
+        self.name: str = parameter.name
+        self._label = f"{instance!r}[{parameter.name!r}]"
+        self._lock = ExclusiveLock(self._label)
+        # Write protection; plain flags, changed only by lock()/unlock().
+        self._write_locked = False
+        self._permanent = False
+        self._stashed: List[Any] = []  # list.append/pop are atomic
+        self._getter = self._accessor(parameter.fget, "_get_")
+        self._target_getter = self._accessor(parameter.fget_target, "_get_target_")
+        setter = self._accessor(parameter.fset, "_set_")
+        if setter is not None and parameter.check is not None:
+            checked = parameter.check(lambda _instance, value: setter(value))
+            setter = functools.partial(checked, instance)
+        self._setter = setter
+
+    def _accessor(self, given: Optional[Callable], prefix: str) -> Optional[Callable]:
+        if given is not None:
+            accessor = functools.partial(given, self._instance)
+        else:
+            accessor = getattr(self._instance, prefix + self._parameter.name, None)
+            if accessor is None:
+                return None
+        if self._parameter.data is not None:
+            data = self._parameter.data
+            return lambda *args: accessor(*args, data)
+        return accessor
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._label}>"
+
+    # -- description ---------------------------------------------------------------
+
+    @property
+    def help(self) -> Optional[str]:
+        """The parameter's description."""
+        return self._parameter.help
+
+    @property
+    def data(self) -> Any:
+        """The ``data`` the parameter was declared with."""
+        return self._parameter.data
+
+    @property
+    def writable(self) -> bool:
+        """Whether the parameter has a setter (independently of :attr:`locked`)."""
+        return self._setter is not None
+
+    @property
+    def readable(self) -> bool:
+        """Whether the parameter has a getter."""
+        return self._getter is not None
+
+    # -- blocking access in the calling thread ----------------------------------------
+
+    def read(self) -> Any:
+        """Read the value in the calling thread and return it.
+
+        :raises ReadAccessError: if the parameter has no getter.
+        """
+        getter = self._getter
+        if getter is None:
+            raise ReadAccessError(f"{self._label} cannot be read: there is no _get_{self.name}")
+        try:
+            value = getter()
+        except AccessorNotImplementedError as error:
+            raise ReadAccessError(f"{self._label} cannot be read: {error}") from error
+        return self._from_device(value)
+
+    def read_target(self) -> Any:
+        """Read the target value in the calling thread.
+
+        :raises ReadAccessError: if the parameter has no target getter.
+        """
+        getter = self._target_getter
+        if getter is None:
+            raise ReadAccessError(f"{self._label} has no target: there is no _get_target_{self.name}")
+        try:
+            value = getter()
+        except AccessorNotImplementedError as error:
+            raise ReadAccessError(f"{self._label} has no target: {error}") from error
+        return self._from_device(value)
+
+    def write(self, value: Any) -> None:
+        """Write ``value`` in the calling thread; the checks of the module documentation apply.
+
+        :raises LockError: the parameter is write-locked, or exclusive access failed.
+        :raises WriteAccessError: the parameter has no setter.
+        :raises UnitError, LimitError: for quantities, a bad value.
+        :raises StateError: the device's state does not allow the write.
+        """
+        if self._write_locked:
+            raise LockError(f"{self._label} is locked for writing; refusing to set it to {value!r}")
+        setter = self._setter
+        if setter is None:
+            raise WriteAccessError(f"{self._label} cannot be written (to {value!r}): it has no setter")
+        value = self._validate(value)
+        device_lock = getattr(self._instance, "_exclusive", None)
+        locks = (self._lock,) if device_lock is None else (device_lock, self._lock)
+        with operation(locks):
+            try:
+                setter(value)
+            except AccessorNotImplementedError as error:
+                raise WriteAccessError(f"{self._label} cannot be written (to {value!r}): {error}") from error
+        dispatcher.send(self, "changed")
+
+    def _validate(self, value: Any) -> Any:
+        return value
+
+    def _from_device(self, value: Any) -> Any:
+        return value
+
+    # -- futures ---------------------------------------------------------------------------
+
+    @async_
+    def get(self, wait_on: Optional[Future] = None) -> Any:
+        """Return a future of the value; first wait for ``wait_on`` if given."""
+        if wait_on is not None:
+            wait_on.join()
+        return self.read()
+
+    @async_
+    def get_target(self, wait_on: Optional[Future] = None) -> Any:
+        """Return a future of the target value; first wait for ``wait_on`` if given."""
+        if wait_on is not None:
+            wait_on.join()
+        return self.read_target()
+
+    @async_
+    def set(self, value: Any, wait_on: Optional[Future] = None) -> None:
+        """Return a future of writing ``value`` (see :meth:`write`); first wait for ``wait_on``."""
+        if wait_on is not None:
+            wait_on.join()
+        self.write(value)
+
+    @async_
+    def stash(self) -> None:
+        """Push the current value onto this parameter's stack (writable parameters only)."""
+        if self.writable and self.readable:
+            self._stashed.append(self.read())
+
+    @async_
+    def restore(self) -> None:
+        """Write back the value last stashed; does nothing if nothing is stashed."""
+        try:
+            value = self._stashed.pop()
+        except IndexError:
+            return
+        self.write(value)
+
+    @async_
+    def wait(self, value: Any, sleep_time: Any = None, timeout: Any = None) -> None:
+        """Return a future that finishes once the parameter reads ``value``.
+
+        ``sleep_time`` (default 0.1 s) is the polling interval, ``timeout``
+        the longest wait (:class:`~concert.exceptions.WaitError` after it).
+        """
+        busy_wait(lambda: self.read() == value, sleep_time, timeout)
+
+    # -- write protection --------------------------------------------------------------
+
+    def lock(self, permanent: bool = False) -> None:
+        """Refuse writes from now on; a ``permanent`` lock can never be undone."""
+        self._write_locked = True
+        self._permanent = self._permanent or permanent
+
+    def unlock(self) -> None:
+        """Allow writes again.
+
+        :raises LockError: if the lock is permanent.
+        """
+        if self._permanent:
+            raise LockError(f"{self._label} is locked permanently and cannot be unlocked")
+        self._write_locked = False
+
+    @property
+    def locked(self) -> bool:
+        """Whether writes are refused."""
+        return self._write_locked
+
+    # -- exclusive access -------------------------------------------------------------------
+
+    def __enter__(self) -> ParameterValue:
+        self._lock.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.__exit__(*exc_info)
+
+    async def __aenter__(self) -> ParameterValue:
+        await self._lock.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.__exit__(*exc_info)
+
+
+Parameter.value_class = ParameterValue
+
+
+def _as_unit(unit: Any) -> Any:
+    if isinstance(unit, q.Unit):
+        return unit
+    if isinstance(unit, q.Quantity):
+        return unit.units
+    if isinstance(unit, str):
+        return q.Unit(unit)
+    raise UnitError(f"{unit!r} is not a unit (use e.g. q.mm)")
+
+
+class Quantity(Parameter):
+    """A :class:`Parameter` holding a physical quantity in ``unit``.
+
+    ``lower``/``upper`` are the default soft limits (per instance, see
+    :class:`QuantityValue`); ``external_lower_getter(instance)`` and
+    ``external_upper_getter(instance)`` report limits of the hardware itself;
+    ``user_*_getter/setter`` store the soft limits somewhere else than in
+    the instance (in the hardware, say).
+    """
+
+    def __init__(
+        self,
+        unit: Any,
+        fget: Optional[Callable] = None,
+        fset: Optional[Callable] = None,
+        fget_target: Optional[Callable] = None,
+        lower: Any = None,
+        upper: Any = None,
+        data: Any = None,
+        check: Optional[Callable] = None,
+        external_lower_getter: Optional[Callable] = None,
+        external_upper_getter: Optional[Callable] = None,
+        user_lower_getter: Optional[Callable] = None,
+        user_lower_setter: Optional[Callable] = None,
+        user_upper_getter: Optional[Callable] = None,
+        user_upper_setter: Optional[Callable] = None,
+        help: Optional[str] = None,
+    ) -> None:
+        super().__init__(fget=fget, fset=fset, fget_target=fget_target, data=data, check=check, help=help)
+        self.unit = _as_unit(unit)
+        self.lower = lower
+        self.upper = upper
+        self.external_lower_getter = external_lower_getter
+        self.external_upper_getter = external_upper_getter
+        self.user_lower_getter = user_lower_getter
+        self.user_lower_setter = user_lower_setter
+        self.user_upper_getter = user_upper_getter
+        self.user_upper_setter = user_upper_setter
+
+
+class QuantityValue(ParameterValue):
+    """The value side of a :class:`Quantity`: adds units, limits and tolerance waits.
+
+    Writes accept only quantities convertible to the parameter's unit (bare
+    numbers only for dimensionless quantities), convert them to that unit,
+    and refuse NaN, infinities, values outside the soft limits
+    (:class:`~concert.exceptions.SoftLimitError`) and outside the external
+    limits (:class:`~concert.exceptions.HardLimitError`), before any accessor runs.
+    """
+
+    _parameter: Quantity
+
+    def __init__(self, instance: Parameterizable, parameter: Quantity) -> None:
+        super().__init__(instance, parameter)
+        self._unit = parameter.unit
+        self._dimensionless = self._unit.dimensionless
+        self._limits_locked = False
+        self._limits_permanent = False
+        self._lower = None if parameter.lower is None else self._convert(parameter.lower, "lower limit")
+        self._upper = None if parameter.upper is None else self._convert(parameter.upper, "upper limit")
+
+    @property
+    def unit(self) -> Any:
+        """The unit values are converted to."""
+        return self._unit
+
+    def _convert(self, value: Any, what: str = "value") -> Any:
+        unit = self._unit
+        if isinstance(value, q.Quantity):
+            if value.units == unit:
+                return value
+            try:
+                return value.to(unit)
+            except Exception as error:
+                raise UnitError(
+                    f"{self._label}: {what} {value!r} cannot be expressed in {unit:~}: {error}"
+                ) from None
+        if self._dimensionless and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return q.Quantity(value, unit)
+        raise UnitError(
+            f"{self._label}: {what} {value!r} is not a quantity in {unit:~} (write e.g. 1 * q.{unit})"
+        )
+
+    def _validate(self, value: Any) -> Any:
+        converted = self._convert(value)
+        magnitude = converted.magnitude
+        try:
+            number = float(magnitude)
+        except (TypeError, ValueError):
+            raise UnitError(f"{self._label}: {value!r} is not a single number in {self._unit:~}") from None
+        if not math.isfinite(number):
+            raise LimitError(f"{self._label}: {value!r} is not a finite number")
+        lower, upper = self.lower, self.upper
+        if lower is not None and converted < lower:
+            raise SoftLimitError(f"{self._label}: {value!r} is below the soft limit {lower:~}")
+        if upper is not None and converted > upper:
+            raise SoftLimitError(f"{self._label}: {value!r} is above the soft limit {upper:~}")
+        parameter = self._parameter
+        if parameter.external_lower_getter is not None:
+            limit = parameter.external_lower_getter(self._instance)
+            if limit is not None and converted < limit:
+                raise HardLimitError(f"{self._label}: {value!r} is below the hardware limit {limit:~}")
+        if parameter.external_upper_getter is not None:
+            limit = parameter.external_upper_getter(self._instance)
+            if limit is not None and converted > limit:
+                raise HardLimitError(f"{self._label}: {value!r} is above the hardware limit {limit:~}")
+        return converted
+
+    def _from_device(self, value: Any) -> Any:
+        if isinstance(value, q.Quantity):
+            return value
+        return q.Quantity(value, self._unit)
+
+    # -- soft limits ----------------------------------------------------------------------
+
+    def _check_limits_unlocked(self, what: str, value: Any) -> None:
+        if self._limits_locked:
+            raise LockError(
+                f"{self._label}: limits are locked; refusing to set the {what} limit to {value!r}"
+            )
+
+    @property
+    def lower(self) -> Any:
+        """The lower soft limit (``None``: none)."""
+        getter = self._parameter.user_lower_getter
+        return getter(self._instance) if getter is not None else self._lower
+
+    @lower.setter
+    def lower(self, value: Any) -> None:
+        self._check_limits_unlocked("lower", value)
+        value = None if value is None else self._convert(value, "lower limit")
+        if value is not None and self.upper is not None and value > self.upper:
+            raise LimitError(f"{self._label}: lower limit {value:~} above the upper limit {self.upper:~}")
+        setter = self._parameter.user_lower_setter
+        if setter is not None:
+            setter(self._instance, value)
+        else:
+            self._lower = value
+
+    @property
+    def upper(self) -> Any:
+        """The upper soft limit (``None``: none)."""
+        getter = self._parameter.user_upper_getter
+        return getter(self._instance) if getter is not None else self._upper
+
+    @upper.setter
+    def upper(self, value: Any) -> None:
+        self._check_limits_unlocked("upper", value)
+        value = None if value is None else self._convert(value, "upper limit")
+        if value is not None and self.lower is not None and value < self.lower:
+            raise LimitError(f"{self._label}: upper limit {value:~} below the lower limit {self.lower:~}")
+        setter = self._parameter.user_upper_setter
+        if setter is not None:
+            setter(self._instance, value)
+        else:
+            self._upper = value
+
+    def lock_limits(self, permanent: bool = False) -> None:
+        """Refuse changes of the soft limits; a ``permanent`` lock can never be undone."""
+        self._limits_locked = True
+        self._limits_permanent = self._limits_permanent or permanent
+
+    def unlock_limits(self) -> None:
+        """Allow changes of the soft limits again.
+
+        :raises LockError: if the limits are locked permanently.
+        """
+        if self._limits_permanent:
+            raise LockError(f"{self._label}: limits are locked permanently")
+        self._limits_locked = False
+
+    @async_
+    def wait(self, value: Any, eps: Any = None, sleep_time: Any = None, timeout: Any = None) -> None:
+        """Return a future that finishes once the value is within ``eps`` of ``value``.
+
+        Without ``eps`` the value must compare equal.
+        """
+        target = self._convert(value)
+        tolerance = None if eps is None else self._convert(eps, "eps")
+        if tolerance is None:
+            busy_wait(lambda: self.read() == target, sleep_time, timeout)
+        else:
+            busy_wait(lambda: abs(self.read() - target) <= tolerance, sleep_time, timeout)
+
+
+Quantity.value_class = QuantityValue
+
+
+class Parameterizable:
+    """A collection of parameters: iterate it, index it by name, read and write attributes.
+
+    ``obj['name']`` is the :class:`ParameterValue`; iterating yields them
+    sorted by name; ``obj.get_<name>()`` and ``obj.set_<name>(value)`` return
+    futures.
+    """
+
+    _concert_parameters: Dict[str, Parameter] = {}
+    _instance_numbers: Dict[str, Iterator[int]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        parameters: Dict[str, Parameter] = {}
+        for klass in reversed(cls.__mro__):
+            for name, attribute in vars(klass).items():
+                if isinstance(attribute, Parameter):
+                    parameters[name] = attribute
+                elif name in parameters:
+                    del parameters[name]  # overridden by something that is not a parameter
+        cls._concert_parameters = parameters
+
+    def __init__(self) -> None:
+        numbers = Parameterizable._instance_numbers.setdefault(type(self).__name__, itertools.count(1))
+        self._number = next(numbers)
+        self._parameter_values: Dict[str, ParameterValue] = {}
+        for name, parameter in self._concert_parameters.items():
+            self._parameter_values[name] = parameter.value_class(self, parameter)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}#{getattr(self, '_number', '?')}"
+
+    def __getitem__(self, name: str) -> ParameterValue:
+        try:
+            return self._parameter_values[name]
+        except KeyError:
+            known = ", ".join(sorted(self._parameter_values)) or "none"
+            raise ParameterError(f"{self!r} has no parameter {name!r} (it has: {known})") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._parameter_values
+
+    def __iter__(self) -> Iterator[ParameterValue]:
+        return iter([self._parameter_values[name] for name in sorted(self._parameter_values)])
+
+    def __getattr__(self, attribute: str) -> Any:
+        # Only reached when normal lookup fails: get_<name>() and set_<name>(value).
+        if attribute[:4] in ("get_", "set_"):
+            values = self.__dict__.get("_parameter_values", {})
+            value = values.get(attribute[4:])
+            if value is not None:
+                return value.get if attribute[0] == "g" else value.set
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+
+    def install_parameters(self, params: Dict[str, Parameter]) -> None:
+        """Add ``params`` (name → :class:`Parameter`) to this instance only.
+
+        :raises ParameterError: if a name is taken already.
+        """
+        for name in params:
+            if name in self._parameter_values or hasattr(type(self), name):
+                raise ParameterError(f"{self!r} already has an attribute {name!r}")
+        cls = type(self)
+        if not cls.__dict__.get("_concert_per_instance", False):
+            # A class of its own, so that the new descriptors never leak to other instances.
+            cls = type(cls.__name__, (cls,), {"_concert_per_instance": True, "__module__": cls.__module__})
+            self.__class__ = cls
+        for name, parameter in params.items():
+            setattr(cls, name, parameter)
+            parameter.__set_name__(cls, name)
+            cls._concert_parameters = {**cls._concert_parameters, name: parameter}
+            self._parameter_values[name] = parameter.value_class(self, parameter)
+
+    @async_
+    def stash(self) -> None:
+        """Stash every writable parameter (see :meth:`ParameterValue.stash`)."""
+        for value in self:
+            if value.writable and value.readable:
+                value.stash().join()
+
+    @async_
+    def restore(self) -> None:
+        """Restore every parameter stashed with :meth:`stash`, last stash first."""
+        for value in self:
+            if value.writable:
+                value.restore().join()
+
+    def lock(self, permanent: bool = False) -> None:
+        """Write-lock all parameters."""
+        for value in self:
+            value.lock(permanent)
+
+    def unlock(self) -> None:
+        """Unlock all parameters.
+
+        :raises LockError: if one of them is locked permanently.
+        """
+        for value in self:
+            value.unlock()
+
+    def __str__(self) -> str:
+        from prettytable import PrettyTable
+
+        table = PrettyTable(["Parameter", "Value"])
+        table.align = "l"
+        for value in self:
+            if not value.readable:
+                continue
+            try:
+                shown = value.read()
+                shown = f"{shown:~}" if isinstance(shown, q.Quantity) else str(shown)
+            except Exception as error:  # a table must show every parameter, even a failing one
+                shown = f"<{type(error).__name__}: {error}>"
+            table.add_row([value.name, shown])
+        return f"{self!r}\n{table}"
