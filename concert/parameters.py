@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional
 
 from concert.dispatcher import dispatcher
 from concert.exceptions import (
@@ -396,8 +396,10 @@ class QuantityValue(ParameterValue):
                 ) from None
         if self._dimensionless and isinstance(value, (int, float)) and not isinstance(value, bool):
             return q.Quantity(value, unit)
+        symbol = f"{unit:~}"
+        example = f"2 * q.{symbol}" if symbol.isidentifier() else f"q.Quantity(2, {symbol!r})"
         raise UnitError(
-            f"{self._label}: {what} {value!r} is not a quantity in {unit:~} (write e.g. 1 * q.{unit})"
+            f"{self._label}: {what} {value!r} is not a quantity in {symbol} (write e.g. {example})"
         )
 
     def _validate(self, value: Any) -> Any:
@@ -513,8 +515,8 @@ class Parameterizable:
     futures.
     """
 
-    _concert_parameters: Dict[str, Parameter] = {}
-    _instance_numbers: Dict[str, Iterator[int]] = {}
+    _concert_parameters: ClassVar[Dict[str, Parameter]] = {}
+    _instance_numbers: ClassVar[Dict[str, Iterator[int]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
