@@ -1,0 +1,1 @@
+"""Motors: linear and rotation, positioned and continuous."""
