@@ -89,6 +89,16 @@ class ExclusiveLock:
         holder = f"held by {self._holder}" if self._holder else "free"
         return f"<ExclusiveLock {self.name} {holder}>"
 
+    @property
+    def holder(self) -> Optional[Owner]:
+        """The owner holding this lock exclusively, or ``None``."""
+        return self._holder
+
+    def waiters(self) -> int:
+        """Return how many threads are waiting for this lock right now (a snapshot)."""
+        with _manager:
+            return sum(1 for wanted in _waiting.values() for lock, _ in wanted if lock is self)
+
     # -- what blocks whom (caller holds _manager) ---------------------------------
 
     def _blockers(self, owner: Owner, exclusive: bool) -> List[Owner]:

@@ -117,11 +117,16 @@ class ParameterValue:
         self._stashed: List[Any] = []  # list.append/pop are atomic
         self._getter = self._accessor(parameter.fget, "_get_")
         self._target_getter = self._accessor(parameter.fget_target, "_get_target_")
-        setter = self._accessor(parameter.fset, "_set_")
-        if setter is not None and parameter.check is not None:
-            checked = parameter.check(lambda _instance, value: setter(value))
-            setter = functools.partial(checked, instance)
-        self._setter = setter
+        raw_setter = self._accessor(parameter.fset, "_set_")
+        if raw_setter is not None and parameter.check is not None:
+
+            def write(_instance: Any, value: Any) -> None:
+                raw_setter(value)
+
+            write.__name__ = f"_set_{parameter.name}"  # what a StateError message shows
+            self._setter = functools.partial(parameter.check(write), instance)
+        else:
+            self._setter = raw_setter
 
     def _accessor(self, given: Optional[Callable], prefix: str) -> Optional[Callable]:
         if given is not None:

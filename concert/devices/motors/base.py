@@ -74,6 +74,7 @@ class _Motor(Device):
         motor moves.
         """
         position = self["position"]
+        delta = position._convert(delta, "move by")  # UnitError naming the motor, not pint's error
         with operation((self._exclusive,)), self._motion:
             position.write(position.read() + delta)
 

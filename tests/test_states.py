@@ -1,0 +1,143 @@
+"""State machines (seed 003's State, check and transition), with futures."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import CancelledError
+
+import pytest
+
+from concert.base import State, StateError, WriteAccessError, check, transition
+from concert.devices.base import Device
+from concert.dispatcher import dispatcher
+from concert.futures import async_, on_cancel
+from concert.polling import busy_wait
+from tests.conftest import TIMEOUT
+
+
+class SomeObject(Device):
+    """Seed 003's example, with futures and a record of what ran."""
+
+    state = State(default="standby")
+
+    def __init__(self) -> None:
+        self.ran: list = []
+        self.release = threading.Event()
+        super().__init__()
+
+    @async_
+    @check(source="*", target="moving")
+    def anything(self):
+        self.ran.append("anything")
+
+    @async_
+    @check(source="standby", target="moving")
+    @transition(immediate="moving", target="standby")
+    def move(self, fail=False, wait=False):
+        on_cancel(self.release.set)
+        self.ran.append(("move", self.state))
+        if wait:
+            assert self.release.wait(TIMEOUT)
+        if fail:
+            raise RuntimeError("motor stalled")
+
+    @async_
+    @check(source=["error", "standby"], target="standby")
+    @transition(target="standby")
+    def reset(self):
+        self.ran.append("reset")
+
+
+def test_default_state_and_no_assignment():
+    obj = SomeObject()
+    assert obj.state == "standby"
+    with pytest.raises(WriteAccessError, match=r"\['state'\] cannot be set \(to 'some_state'\)"):
+        obj.state = "some_state"
+    assert obj.state == "standby"
+
+
+def test_transition_sets_immediate_then_target():
+    obj = SomeObject()
+    obj.move().join(TIMEOUT)
+    assert obj.ran == [("move", "moving")] and obj.state == "standby"
+
+
+def test_check_refuses_wrong_state_before_doing_anything(asynchronous):
+    obj = SomeObject()
+    moving = obj.move(wait=True)
+    busy_wait(lambda: obj.state == "moving", sleep_time=0.001, timeout=TIMEOUT)
+    second = obj.move()
+    with pytest.raises(
+        StateError, match=r"SomeObject#\d+: move\(\) is not allowed in state 'moving'"
+    ) as info:
+        second.join(TIMEOUT)
+    assert info.value.error_state == "moving"
+    obj.release.set()
+    moving.join(TIMEOUT)
+    assert obj.ran == [("move", "moving")]  # the refused call did nothing
+
+
+def test_wildcard_source():
+    obj = SomeObject()
+    obj.anything().join(TIMEOUT)
+    assert obj.ran == ["anything"]
+
+
+def test_exception_puts_device_into_error_and_reset_leaves_it():
+    obj = SomeObject()
+    with pytest.raises(RuntimeError, match="stalled"):
+        obj.move(fail=True).join(TIMEOUT)
+    assert obj.state == "error"
+    assert obj["state"].error == "RuntimeError: motor stalled"
+    with pytest.raises(StateError, match="'error'"):
+        obj.move().join(TIMEOUT)
+    obj.reset().join(TIMEOUT)
+    assert obj.state == "standby" and obj["state"].error is None
+    obj.move().join(TIMEOUT)
+
+
+def test_cancellation_ends_in_target(asynchronous):
+    obj = SomeObject()
+    future = obj.move(wait=True)
+    busy_wait(lambda: obj.state == "moving", sleep_time=0.001, timeout=TIMEOUT)
+    assert future.cancel()
+    with pytest.raises(CancelledError):
+        future.result(TIMEOUT)
+    assert obj.state == "standby"
+
+
+def test_state_changes_are_messages():
+    obj = SomeObject()
+    moving = dispatcher.when(obj, "moving")
+    standby = dispatcher.when(obj, "standby")
+    obj.move().join(TIMEOUT)
+    assert moving.result(TIMEOUT) is obj and standby.result(TIMEOUT) is obj
+
+
+def test_hardware_state_overrides_software_state():
+    class Hardware(SomeObject):
+        def _get_state(self):
+            return "reported by hardware"
+
+    hardware = Hardware()
+    assert hardware.state == "reported by hardware"
+    with pytest.raises(StateError, match="reported by hardware"):
+        hardware.move().join(TIMEOUT)
+
+
+def test_several_state_machines():
+    class TwoStates(Device):
+        state = State(default="standby")
+        shutter = State(default="closed")
+
+        @async_
+        @check(source="closed", target="open", state_name="shutter")
+        @transition(immediate="opening", target="open", state_name="shutter")
+        def open(self):
+            pass
+
+    device = TwoStates()
+    device.open().join(TIMEOUT)
+    assert (device.state, device.shutter) == ("standby", "open")
+    with pytest.raises(StateError, match="shutter 'open'"):
+        device.open().join(TIMEOUT)
