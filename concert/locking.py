@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import threading
 import time
-from contextlib import contextmanager
 from threading import Condition
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from concert import config
 from concert.exceptions import LockError
@@ -180,28 +180,64 @@ class ExclusiveLock:
         self.__exit__(*exc_info)
 
 
-@contextmanager
-def operation(locks: Sequence[ExclusiveLock]) -> Iterator[Owner]:
-    """Run the body as an operation on all ``locks`` at once (rule 3).
+class operation:  # noqa: N801 - used like the function-style context managers of contextlib
+    """Run the body as an operation on all ``locks`` at once (rule 3)::
+
+        with operation((device_lock, parameter_lock)):
+            setter(value)
 
     Waits, atomically for all of them, until no other owner holds any; then
     the body runs and no other owner can take them until it ends.
 
+    An operation nested in one this thread is already running on the same
+    locks (a write inside a device method, a state check inside a write)
+    needs no bookkeeping and skips the manager: same thread, same owner, and
+    the outer operation keeps every other owner out. This is tracked per
+    thread, not per context, because futures copy the context and may outlive
+    the operation that started them.
+
     :raises LockError: on a deadlock or when :data:`~concert.config.LOCK_TIMEOUT` expires.
     """
-    owner = _owner.get()
-    reset = None
-    if owner is None:
-        owner = Owner()
-        reset = _owner.set(owner)
-    try:
-        with _manager:
-            _wait_until_free(tuple((lock, False) for lock in locks), owner)
-            for lock in locks:
-                lock._operations[owner] = lock._operations.get(owner, 0) + 1
-        try:
-            yield owner
-        finally:
+
+    __slots__ = ("_locks", "_nested", "_owner", "_reset")
+
+    def __init__(self, locks: Sequence[ExclusiveLock]) -> None:
+        self._locks = locks
+
+    def __enter__(self) -> Owner:
+        active = _thread_operations()
+        locks = self._locks
+        owner = _owner.get()
+        self._reset = None
+        if owner is None:
+            owner = Owner()
+            self._reset = _owner.set(owner)
+        self._owner = owner
+        self._nested = all(lock in active for lock in locks)
+        if not self._nested:
+            try:
+                with _manager:
+                    _wait_until_free(tuple((lock, False) for lock in locks), owner)
+                    for lock in locks:
+                        lock._operations[owner] = lock._operations.get(owner, 0) + 1
+            except BaseException:
+                if self._reset is not None:
+                    _owner.reset(self._reset)
+                raise
+        for lock in locks:
+            active[lock] = active.get(lock, 0) + 1
+        return owner
+
+    def __exit__(self, *exc_info: object) -> None:
+        active = _thread_operations()
+        locks, owner = self._locks, self._owner
+        for lock in locks:
+            depth = active[lock] - 1
+            if depth:
+                active[lock] = depth
+            else:
+                del active[lock]
+        if not self._nested:
             with _manager:
                 for lock in locks:
                     count = lock._operations[owner] - 1
@@ -210,9 +246,20 @@ def operation(locks: Sequence[ExclusiveLock]) -> Iterator[Owner]:
                     else:
                         del lock._operations[owner]
                 _manager.notify_all()
-    finally:
-        if reset is not None:
-            _owner.reset(reset)
+        if self._reset is not None:
+            _owner.reset(self._reset)
+
+
+_local = threading.local()
+
+
+def _thread_operations() -> Dict[ExclusiveLock, int]:
+    """The locks the calling thread is running operations on, with nesting depths (thread-owned)."""
+    try:
+        return _local.operations
+    except AttributeError:
+        _local.operations = {}
+        return _local.operations
 
 
 def _wait_until_free(wanted: Tuple[Tuple[ExclusiveLock, bool], ...], owner: Owner) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple
 
 from concert.dispatcher import dispatcher
 from concert.exceptions import (
@@ -380,6 +380,7 @@ class QuantityValue(ParameterValue):
         self._dimensionless = self._unit.dimensionless
         self._limits_locked = False
         self._limits_permanent = False
+        self._magnitudes: Dict[int, Tuple[Any, float]] = {}  # see _magnitude(); dict ops are atomic
         self._lower = None if parameter.lower is None else self._convert(parameter.lower, "lower limit")
         self._upper = None if parameter.upper is None else self._convert(parameter.upper, "upper limit")
 
@@ -391,7 +392,7 @@ class QuantityValue(ParameterValue):
     def _convert(self, value: Any, what: str = "value") -> Any:
         unit = self._unit
         if isinstance(value, q.Quantity):
-            if value.units == unit:
+            if value._units == unit._units:  # the common case: no conversion at all
                 return value
             try:
                 return value.to(unit)
@@ -409,28 +410,41 @@ class QuantityValue(ParameterValue):
 
     def _validate(self, value: Any) -> Any:
         converted = self._convert(value)
-        magnitude = converted.magnitude
         try:
-            number = float(magnitude)
+            number = float(converted.magnitude)
         except (TypeError, ValueError):
             raise UnitError(f"{self._label}: {value!r} is not a single number in {self._unit:~}") from None
         if not math.isfinite(number):
             raise LimitError(f"{self._label}: {value!r} is not a finite number")
+        # Limits are compared as plain numbers in the parameter's unit: pint comparisons are slow.
         lower, upper = self.lower, self.upper
-        if lower is not None and converted < lower:
+        if lower is not None and number < self._magnitude(lower):
             raise SoftLimitError(f"{self._label}: {value!r} is below the soft limit {lower:~}")
-        if upper is not None and converted > upper:
+        if upper is not None and number > self._magnitude(upper):
             raise SoftLimitError(f"{self._label}: {value!r} is above the soft limit {upper:~}")
         parameter = self._parameter
         if parameter.external_lower_getter is not None:
             limit = parameter.external_lower_getter(self._instance)
-            if limit is not None and converted < limit:
+            if limit is not None and number < self._magnitude(limit):
                 raise HardLimitError(f"{self._label}: {value!r} is below the hardware limit {limit:~}")
         if parameter.external_upper_getter is not None:
             limit = parameter.external_upper_getter(self._instance)
-            if limit is not None and converted > limit:
+            if limit is not None and number > self._magnitude(limit):
                 raise HardLimitError(f"{self._label}: {value!r} is above the hardware limit {limit:~}")
         return converted
+
+    def _magnitude(self, limit: Any) -> float:
+        """``limit`` as a number in the parameter's unit, remembering the last few conversions."""
+        cache = self._magnitudes
+        key = id(limit)
+        cached = cache.get(key)
+        if cached is not None and cached[0] is limit:
+            return cached[1]
+        magnitude = float(self._convert(limit, "limit").magnitude)
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = (limit, magnitude)  # keeps `limit` alive, so its id cannot be reused
+        return magnitude
 
     def _from_device(self, value: Any) -> Any:
         if isinstance(value, q.Quantity):

@@ -120,36 +120,35 @@ class _Simulated:
     _step: Any
 
     def _init_axis(self, position: Any, lower_hard: Any, upper_hard: Any, velocity: Any) -> None:
+        self._per_unit = round((1 * self._unit / self._step).to("dimensionless").magnitude)
         self._lower_hard, self._upper_hard = lower_hard, upper_hard
         self._axis = _Axis(
             self._to_steps(position),
             None if lower_hard is None else self._to_steps(lower_hard),
             None if upper_hard is None else self._to_steps(upper_hard),
         )
-        self._motion_velocity = velocity.to(self._unit / q.s)
+        self._set_motion_velocity(velocity.to(self._unit / q.s))
         self._home_position = 0 * self._unit
 
     # Positions are whole steps; converting with an integer number of steps per
     # unit (not a float step size) keeps round numbers exact: 15000000 nm -> 15.0 mm.
 
-    def _steps_per_unit(self) -> int:
-        return round((1 * self._unit / self._step).to("dimensionless").magnitude)
-
     def _to_steps(self, value: Any) -> int:
-        return round(value.to(self._unit).magnitude * self._steps_per_unit())
+        magnitude = value.magnitude if value._units == self._unit._units else value.m_as(self._unit)
+        return round(magnitude * self._per_unit)
 
     def _from_steps(self, steps: float, per_second: bool = False) -> Any:
         unit = self._unit / q.s if per_second else self._unit
-        return q.Quantity(steps / self._steps_per_unit(), unit)
+        return q.Quantity(steps / self._per_unit, unit)
 
     def _steps_per_second(self, velocity: Any) -> float:
-        return velocity.to(self._unit / q.s).magnitude * self._steps_per_unit()
+        return velocity.m_as(self._unit / q.s) * self._per_unit
 
     def _get_position(self) -> Any:
         return self._from_steps(self._axis.position())
 
     def _move_hardware(self, position: Any) -> None:
-        self._axis.move_to(self._to_steps(position), self._steps_per_second(self._motion_velocity))
+        self._axis.move_to(self._to_steps(position), self._rate)
 
     def _stop_hardware(self) -> None:
         self._axis.stop()
@@ -161,6 +160,7 @@ class _Simulated:
         return self._motion_velocity
 
     def _set_motion_velocity(self, velocity: Any) -> None:
+        self._rate = self._steps_per_second(velocity)  # steps per second, computed once per change
         self._motion_velocity = velocity
 
     def _get_velocity(self) -> Any:
