@@ -9,8 +9,8 @@ ratio with the target from issue 3. Timings are reported, never asserted.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import concurrent.futures
+import cProfile
 import io
 import pstats
 import subprocess
