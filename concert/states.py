@@ -20,7 +20,11 @@ Rules:
   it changes only through methods. A device's ``_get_state()`` (or
   ``_get_<state_name>()``) overrides the software state when reading it.
 * :func:`check` raises :class:`~concert.exceptions.StateError` *before* the
-  method does anything when the state is not one of ``source``.
+  method does anything when the state is not one of ``source``. Checked
+  methods of one state machine run one at a time, so the check and what the
+  method does are atomic: a call made while another runs fails at once if
+  the state is already wrong, and otherwise waits for it and is checked
+  again -- of two concurrent ``open()`` calls, the second finds the shutter open.
 * In :func:`transition`, an exception puts the device into ``'error'`` and
   keeps its message in ``device[state_name].error``; a cancellation
   (``CancelledError``, Ctrl-C) ends in ``target`` as a normal return does.
@@ -34,6 +38,7 @@ Rules:
 from __future__ import annotations
 
 import functools
+import threading
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
@@ -69,7 +74,12 @@ class State(Parameter):
 
 
 class StateValue(ParameterValue):
-    """The value side of a :class:`State`; :attr:`error` keeps the last error message."""
+    """The value side of a :class:`State`; :attr:`error` keeps the last error message.
+
+    Device implementations change the software state outside :func:`transition`
+    with :meth:`_change` -- an emergency stop, say, which must not wait for
+    anything. Users cannot change it.
+    """
 
     _parameter: State
 
@@ -126,6 +136,22 @@ def _device_operation(instance: Any) -> Iterator[None]:
                 running.pop(future, None)
 
 
+def _state_lock(instance: Any, state_name: str) -> threading.RLock:
+    """The lock that makes checked methods of one state machine run one at a time.
+
+    Taken after the device operation (so it never waits while holding what a
+    ``with device:`` block needs); created on first use, race-free through
+    ``dict.setdefault``.
+    """
+    locks = instance.__dict__.get("_concert_state_locks")
+    if locks is None:
+        locks = instance.__dict__.setdefault("_concert_state_locks", {})
+    lock = locks.get(state_name)
+    if lock is None:
+        lock = locks.setdefault(state_name, threading.RLock())
+    return lock
+
+
 def _call_text(func: Callable, args: tuple, kwargs: dict) -> str:
     shown = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
     return f"{func.__name__}({', '.join(shown)})"
@@ -142,18 +168,29 @@ def check(source: States = "*", target: States = "*", state_name: str = "state")
     sources, targets = _as_states(source), _as_states(target)
 
     def decorate(func: Callable) -> Callable:
+        def verify(instance: Any, args: tuple, kwargs: dict) -> None:
+            if "*" in sources:
+                return
+            state = instance[state_name].read()
+            if state not in sources:
+                raise StateError(
+                    state,
+                    f"{instance!r}: {_call_text(func, args, kwargs)} is not allowed in "
+                    f"{state_name} {state!r} (only in {', '.join(map(repr, sources))})",
+                )
+
         @functools.wraps(func)
         def checked(instance: Any, *args: Any, **kwargs: Any) -> Any:
             with _device_operation(instance):
-                if "*" not in sources:
-                    state = instance[state_name].read()
-                    if state not in sources:
-                        raise StateError(
-                            state,
-                            f"{instance!r}: {_call_text(func, args, kwargs)} is not allowed in "
-                            f"{state_name} {state!r} (only in {', '.join(map(repr, sources))})",
-                        )
-                return func(instance, *args, **kwargs)
+                lock = _state_lock(instance, state_name)
+                if not lock.acquire(blocking=False):
+                    verify(instance, args, kwargs)  # fail fast while the other call runs
+                    lock.acquire()
+                try:
+                    verify(instance, args, kwargs)
+                    return func(instance, *args, **kwargs)
+                finally:
+                    lock.release()
 
         checked.check_info = (sources, targets, state_name)
         return checked

@@ -141,3 +141,34 @@ def test_several_state_machines():
     assert (device.state, device.shutter) == ("standby", "open")
     with pytest.raises(StateError, match="shutter 'open'"):
         device.open().join(TIMEOUT)
+
+
+def test_concurrent_checked_calls_are_atomic(asynchronous):
+    """Two concurrent calls: the second waits, then finds the state the first left."""
+
+    class Shutter(Device):
+        state = State(default="closed")
+
+        def __init__(self):
+            self.entered = threading.Event()
+            self.release = threading.Event()
+            self.opened = 0
+            super().__init__()
+
+        @async_
+        @check(source="closed", target="open")
+        @transition(target="open")
+        def open(self):
+            self.entered.set()
+            assert self.release.wait(TIMEOUT)
+            self.opened += 1
+
+    shutter = Shutter()
+    first = shutter.open()
+    assert shutter.entered.wait(TIMEOUT)
+    second = shutter.open()
+    shutter.release.set()
+    first.join(TIMEOUT)
+    with pytest.raises(StateError, match="'open'"):
+        second.join(TIMEOUT)
+    assert shutter.opened == 1

@@ -225,3 +225,14 @@ def test_velocity_measured_by_sampling_positions(asynchronous):
     finally:
         config.MOTOR_VELOCITY_SAMPLING_TIME = previous
     assert 80 * q.mm / q.s < measured < 120 * q.mm / q.s
+
+
+def test_stop_never_waits_for_another_owners_block(asynchronous):
+    motor = ContinuousLinearMotor()
+    motor.velocity = 1 * q.mm / q.s
+    with motor:
+        stopper = threading.Thread(target=motor.emergency_stop)
+        stopper.start()
+        stopper.join(TIMEOUT)
+        assert not stopper.is_alive(), "emergency_stop waited for a with-block"
+    assert motor.state == "standby" and motor.velocity == 0 * q.mm / q.s

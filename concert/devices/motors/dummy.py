@@ -237,13 +237,10 @@ class _Continuous:
         rate = self._steps_per_second(abs(velocity))
         self._axis.run(rate if velocity.magnitude > 0 else -rate)
 
-    @transition(target="standby")
-    def _settle(self) -> None:
-        """Announce the end of a continuous run."""
-
     def _stop_hardware(self) -> None:
+        # No transition here: stopping must never wait for anybody's `with motor:` block.
         if self._axis.stop():
-            self._settle()
+            self["state"]._change("standby")
 
     def _get_state(self) -> str:
         state = self["state"]._software

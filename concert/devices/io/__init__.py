@@ -1,0 +1,1 @@
+"""Digital input/output devices: a set of ports to read and write."""

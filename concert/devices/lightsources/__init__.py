@@ -1,0 +1,1 @@
+"""Light sources: lamps and LEDs driven by a control voltage."""

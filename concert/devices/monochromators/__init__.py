@@ -1,0 +1,1 @@
+"""Monochromators: select the photon energy (or, equivalently, the wavelength) of the beam."""

@@ -1,0 +1,1 @@
+"""Photodiodes: measure light (or X-ray) intensity as a voltage."""

@@ -1,0 +1,26 @@
+"""What every photodiode offers: ``intensity`` (V, read-only).
+
+``intensity`` is the diode's (amplified) output voltage; writing it raises
+:class:`~concert.exceptions.WriteAccessError`. Implementations provide
+``_get_intensity()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from concert.devices.base import Device
+from concert.exceptions import AccessorNotImplementedError
+from concert.parameters import Quantity
+from concert.quantities import q
+
+__all__ = ["PhotoDiode"]
+
+
+class PhotoDiode(Device):
+    """A photodiode (see the module documentation)."""
+
+    intensity = Quantity(q.V, help="Output voltage, proportional to the light power")
+
+    def _get_intensity(self) -> Any:
+        raise AccessorNotImplementedError(f"{self!r} cannot read its intensity")

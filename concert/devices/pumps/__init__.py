@@ -1,0 +1,1 @@
+"""Pumps: move liquid or gas at a set flow rate."""

@@ -1,0 +1,108 @@
+"""What every pump offers: ``flow_rate``, ``start()``, ``stop()``, ``reset()`` and a state.
+
+States: ``'standby'`` (the default), ``'pumping'`` and ``'error'``.
+``start()`` is allowed only in standby and ``stop()`` only while pumping; a
+call in any other state raises :class:`~concert.exceptions.StateError`
+before the pump is touched. Calls from several threads take turns. A failure
+of the hardware puts the pump into ``'error'``; ``reset()`` stops it and
+returns to standby. ``emergency_stop()`` stops pumping at once, from any
+thread, without waiting for anybody's exclusive access.
+
+``flow_rate`` is in l/min and never negative (soft limit 0 l/min, so a
+negative rate raises :class:`~concert.exceptions.SoftLimitError`); it can be
+changed in either state.
+
+Implementations provide the hardware side: ``_start()``, ``_stop()`` and
+``_get_flow_rate()``/``_set_flow_rate(rate)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from concert.devices.base import Device
+from concert.exceptions import AccessorNotImplementedError
+from concert.futures import async_
+from concert.locking import operation
+from concert.parameters import Quantity
+from concert.quantities import q
+from concert.states import State, check, transition
+
+__all__ = ["Pump"]
+
+
+class Pump(Device):
+    """A pump (see the module documentation)."""
+
+    state = State(default="standby", help="standby, pumping or error")
+    flow_rate = Quantity(q.l / q.min, lower=0 * q.l / q.min, help="Flow rate")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Makes check-and-switch atomic: one start/stop/reset at a time.
+        self._switching = threading.RLock()
+
+    @async_
+    def start(self) -> None:
+        """Return a future of starting to pump at ``flow_rate``.
+
+        :raises StateError: (in the future) if the pump is not in standby.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_start()
+
+    @async_
+    def stop(self) -> None:
+        """Return a future of stopping the pump.
+
+        :raises StateError: (in the future) if the pump is not pumping.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_stop()
+
+    @async_
+    def reset(self) -> None:
+        """Return a future of leaving ``'error'``: the pump is stopped and goes to standby.
+
+        :raises StateError: (in the future) if the pump is not in ``'error'``.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_reset()
+
+    @check(source="standby", target="pumping")
+    @transition(target="pumping")
+    def _switch_start(self) -> None:
+        self._start()
+
+    @check(source="pumping", target="standby")
+    @transition(target="standby")
+    def _switch_stop(self) -> None:
+        self._stop()
+
+    @check(source="error", target="standby")
+    @transition(target="standby")
+    def _switch_reset(self) -> None:
+        self._stop()
+
+    def _emergency_stop(self) -> None:
+        # Must not wait for anybody's locks: stop the hardware, then record and announce
+        # standby (an 'error' is kept: leaving it takes reset()).
+        was_pumping = self.state == "pumping"
+        self._stop()
+        if was_pumping:
+            self["state"]._change("standby")
+
+    # -- what implementations provide ------------------------------------------------
+
+    def _start(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot start")
+
+    def _stop(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot stop")
+
+    def _get_flow_rate(self) -> Any:
+        raise AccessorNotImplementedError(f"{self!r} cannot read its flow rate")
+
+    def _set_flow_rate(self, rate: Any) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot set its flow rate")

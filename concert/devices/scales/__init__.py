@@ -1,0 +1,1 @@
+"""Scales: weigh what lies on them."""

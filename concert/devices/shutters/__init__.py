@@ -1,0 +1,1 @@
+"""Shutters: open and close the beam."""

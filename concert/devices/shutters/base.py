@@ -1,0 +1,87 @@
+"""What every shutter offers: ``open()``, ``close()``, ``reset()`` and a state.
+
+States: ``'closed'`` (the default), ``'open'`` and ``'error'``. ``open()``
+is allowed only when closed and ``close()`` only when open; a call in any
+other state raises :class:`~concert.exceptions.StateError` before the shutter
+moves. Calls from several threads take turns: the second of two concurrent
+``open()`` calls finds the shutter open and raises ``StateError``. A failure
+of the hardware puts the shutter into ``'error'``; ``reset()`` closes it
+again. Every state change is announced with ``dispatcher.send(shutter, state)``.
+
+Implementations provide the hardware side: ``_open()`` and ``_close()``, each
+blocking until the shutter has arrived. They may provide ``_get_state()``
+when the hardware reports its position.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from concert.devices.base import Device
+from concert.exceptions import AccessorNotImplementedError
+from concert.futures import async_
+from concert.locking import operation
+from concert.states import State, check, transition
+
+__all__ = ["Shutter"]
+
+
+class Shutter(Device):
+    """A beam shutter (see the module documentation)."""
+
+    state = State(default="closed", help="open, closed or error")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Makes check-and-move atomic: one open/close/reset at a time.
+        self._switching = threading.RLock()
+
+    @async_
+    def open(self) -> None:
+        """Return a future of opening the shutter; it finishes once the shutter is open.
+
+        :raises StateError: (in the future) if the shutter is not closed.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_open()
+
+    @async_
+    def close(self) -> None:
+        """Return a future of closing the shutter; it finishes once the shutter is closed.
+
+        :raises StateError: (in the future) if the shutter is not open.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_close()
+
+    @async_
+    def reset(self) -> None:
+        """Return a future of leaving ``'error'`` by closing the shutter.
+
+        :raises StateError: (in the future) if the shutter is not in ``'error'``.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_reset()
+
+    @check(source="closed", target="open")
+    @transition(target="open")
+    def _switch_open(self) -> None:
+        self._open()
+
+    @check(source="open", target="closed")
+    @transition(target="closed")
+    def _switch_close(self) -> None:
+        self._close()
+
+    @check(source="error", target="closed")
+    @transition(target="closed")
+    def _switch_reset(self) -> None:
+        self._close()
+
+    # -- what implementations provide ------------------------------------------------
+
+    def _open(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot open")
+
+    def _close(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot close")

@@ -1,0 +1,1 @@
+"""Storage rings: the electron beam feeding a synchrotron beamline (read-only)."""

@@ -1,0 +1,121 @@
+"""What every X-ray tube offers: ``voltage``, ``current``, ``power``, ``on()``, ``off()``, ``reset()``.
+
+States: ``'off'`` (the default), ``'on'`` and ``'error'``. ``on()`` is allowed
+only when off and ``off()`` only when on; a call in any other state raises
+:class:`~concert.exceptions.StateError` before the tube is touched. Calls
+from several threads take turns. A failure of the hardware puts the tube
+into ``'error'``; ``reset()`` switches it off and returns to ``'off'``.
+``emergency_stop()`` switches the tube off at once, from any thread, without
+waiting for anybody's exclusive access.
+
+``voltage`` (kV) and ``current`` (µA) are never negative (soft limits 0) and
+can be changed in either state; ``power`` (W) is read-only, their product.
+
+Implementations provide the hardware side: ``_on()``, ``_off()`` and the
+accessors of ``voltage`` and ``current``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from concert.devices.base import Device
+from concert.exceptions import AccessorNotImplementedError, ReadAccessError
+from concert.futures import async_
+from concert.locking import operation
+from concert.parameters import Quantity
+from concert.quantities import q
+from concert.states import State, check, transition
+
+__all__ = ["XRayTube"]
+
+
+class XRayTube(Device):
+    """An X-ray tube (see the module documentation)."""
+
+    state = State(default="off", help="on, off or error")
+    voltage = Quantity(q.kV, lower=0 * q.kV, help="Acceleration voltage")
+    current = Quantity(q.uA, lower=0 * q.uA, help="Tube current")
+    power = Quantity(q.W, help="Electrical power, voltage times current")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Makes check-and-switch atomic: one on/off/reset at a time.
+        self._switching = threading.RLock()
+
+    @async_
+    def on(self) -> None:
+        """Return a future of switching the tube on.
+
+        :raises StateError: (in the future) if the tube is not off.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_on()
+
+    @async_
+    def off(self) -> None:
+        """Return a future of switching the tube off.
+
+        :raises StateError: (in the future) if the tube is not on.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_off()
+
+    @async_
+    def reset(self) -> None:
+        """Return a future of leaving ``'error'``: the tube is switched off.
+
+        :raises StateError: (in the future) if the tube is not in ``'error'``.
+        """
+        with operation((self._exclusive,)), self._switching:
+            self._switch_reset()
+
+    @check(source="off", target="on")
+    @transition(target="on")
+    def _switch_on(self) -> None:
+        self._on()
+
+    @check(source="on", target="off")
+    @transition(target="off")
+    def _switch_off(self) -> None:
+        self._off()
+
+    @check(source="error", target="off")
+    @transition(target="off")
+    def _switch_reset(self) -> None:
+        self._off()
+
+    def _emergency_stop(self) -> None:
+        # Must not wait for anybody's locks: switch the hardware off, then record and
+        # announce it (an 'error' is kept: leaving it takes reset()).
+        was_on = self.state == "on"
+        self._off()
+        if was_on:
+            self["state"]._change("off")
+
+    def _get_power(self) -> Any:
+        try:
+            return (self["voltage"].read() * self["current"].read()).to(q.W)
+        except ReadAccessError as error:
+            raise AccessorNotImplementedError(f"power is voltage times current: {error}") from error
+
+    # -- what implementations provide ------------------------------------------------
+
+    def _on(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot switch on")
+
+    def _off(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot switch off")
+
+    def _get_voltage(self) -> Any:
+        raise AccessorNotImplementedError(f"{self!r} cannot read its voltage")
+
+    def _set_voltage(self, voltage: Any) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot set its voltage")
+
+    def _get_current(self) -> Any:
+        raise AccessorNotImplementedError(f"{self!r} cannot read its current")
+
+    def _set_current(self, current: Any) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot set its current")
