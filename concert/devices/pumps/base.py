@@ -18,13 +18,11 @@ Implementations provide the hardware side: ``_start()``, ``_stop()`` and
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError
 from concert.futures import async_
-from concert.locking import operation
 from concert.parameters import Quantity
 from concert.quantities import q
 from concert.states import State, check, transition
@@ -38,51 +36,34 @@ class Pump(Device):
     state = State(default="standby", help="standby, pumping or error")
     flow_rate = Quantity(q.l / q.min, lower=0 * q.l / q.min, help="Flow rate")
 
-    def __init__(self) -> None:
-        super().__init__()
-        # Makes check-and-switch atomic: one start/stop/reset at a time.
-        self._switching = threading.RLock()
-
     @async_
+    @check(source="standby", target="pumping")
+    @transition(target="pumping")
     def start(self) -> None:
         """Return a future of starting to pump at ``flow_rate``.
 
         :raises StateError: (in the future) if the pump is not in standby.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_start()
+        self._start()
 
     @async_
+    @check(source="pumping", target="standby")
+    @transition(target="standby")
     def stop(self) -> None:
         """Return a future of stopping the pump.
 
         :raises StateError: (in the future) if the pump is not pumping.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_stop()
+        self._stop()
 
     @async_
+    @check(source="error", target="standby")
+    @transition(target="standby")
     def reset(self) -> None:
         """Return a future of leaving ``'error'``: the pump is stopped and goes to standby.
 
         :raises StateError: (in the future) if the pump is not in ``'error'``.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_reset()
-
-    @check(source="standby", target="pumping")
-    @transition(target="pumping")
-    def _switch_start(self) -> None:
-        self._start()
-
-    @check(source="pumping", target="standby")
-    @transition(target="standby")
-    def _switch_stop(self) -> None:
-        self._stop()
-
-    @check(source="error", target="standby")
-    @transition(target="standby")
-    def _switch_reset(self) -> None:
         self._stop()
 
     def _emergency_stop(self) -> None:

@@ -15,12 +15,9 @@ when the hardware reports its position.
 
 from __future__ import annotations
 
-import threading
-
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError
 from concert.futures import async_
-from concert.locking import operation
 from concert.states import State, check, transition
 
 __all__ = ["Shutter"]
@@ -31,51 +28,34 @@ class Shutter(Device):
 
     state = State(default="closed", help="open, closed or error")
 
-    def __init__(self) -> None:
-        super().__init__()
-        # Makes check-and-move atomic: one open/close/reset at a time.
-        self._switching = threading.RLock()
-
     @async_
+    @check(source="closed", target="open")
+    @transition(target="open")
     def open(self) -> None:
         """Return a future of opening the shutter; it finishes once the shutter is open.
 
         :raises StateError: (in the future) if the shutter is not closed.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_open()
+        self._open()
 
     @async_
+    @check(source="open", target="closed")
+    @transition(target="closed")
     def close(self) -> None:
         """Return a future of closing the shutter; it finishes once the shutter is closed.
 
         :raises StateError: (in the future) if the shutter is not open.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_close()
+        self._close()
 
     @async_
+    @check(source="error", target="closed")
+    @transition(target="closed")
     def reset(self) -> None:
         """Return a future of leaving ``'error'`` by closing the shutter.
 
         :raises StateError: (in the future) if the shutter is not in ``'error'``.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_reset()
-
-    @check(source="closed", target="open")
-    @transition(target="open")
-    def _switch_open(self) -> None:
-        self._open()
-
-    @check(source="open", target="closed")
-    @transition(target="closed")
-    def _switch_close(self) -> None:
-        self._close()
-
-    @check(source="error", target="closed")
-    @transition(target="closed")
-    def _switch_reset(self) -> None:
         self._close()
 
     # -- what implementations provide ------------------------------------------------

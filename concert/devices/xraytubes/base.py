@@ -17,13 +17,11 @@ accessors of ``voltage`` and ``current``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError, ReadAccessError
 from concert.futures import async_
-from concert.locking import operation
 from concert.parameters import Quantity
 from concert.quantities import q
 from concert.states import State, check, transition
@@ -39,51 +37,34 @@ class XRayTube(Device):
     current = Quantity(q.uA, lower=0 * q.uA, help="Tube current")
     power = Quantity(q.W, help="Electrical power, voltage times current")
 
-    def __init__(self) -> None:
-        super().__init__()
-        # Makes check-and-switch atomic: one on/off/reset at a time.
-        self._switching = threading.RLock()
-
     @async_
+    @check(source="off", target="on")
+    @transition(target="on")
     def on(self) -> None:
         """Return a future of switching the tube on.
 
         :raises StateError: (in the future) if the tube is not off.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_on()
+        self._on()
 
     @async_
+    @check(source="on", target="off")
+    @transition(target="off")
     def off(self) -> None:
         """Return a future of switching the tube off.
 
         :raises StateError: (in the future) if the tube is not on.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_off()
+        self._off()
 
     @async_
+    @check(source="error", target="off")
+    @transition(target="off")
     def reset(self) -> None:
         """Return a future of leaving ``'error'``: the tube is switched off.
 
         :raises StateError: (in the future) if the tube is not in ``'error'``.
         """
-        with operation((self._exclusive,)), self._switching:
-            self._switch_reset()
-
-    @check(source="off", target="on")
-    @transition(target="on")
-    def _switch_on(self) -> None:
-        self._on()
-
-    @check(source="on", target="off")
-    @transition(target="off")
-    def _switch_off(self) -> None:
-        self._off()
-
-    @check(source="error", target="off")
-    @transition(target="off")
-    def _switch_reset(self) -> None:
         self._off()
 
     def _emergency_stop(self) -> None:

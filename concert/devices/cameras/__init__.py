@@ -1,0 +1,1 @@
+"""Cameras: record frames as :class:`~concert.imaging.ImageWithMetadata`, triggered or free-running."""

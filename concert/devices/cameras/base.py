@@ -1,0 +1,369 @@
+"""What every camera offers: exposure, frame rate, trigger source, region of interest, frames.
+
+States: ``'standby'``, ``'recording'`` and ``'error'``.
+
+Parameters (and their units):
+
+* ``exposure_time`` (s), ``frame_rate`` (1/s, frames per second in AUTO mode);
+* ``trigger_source``: a member of :attr:`Camera.trigger_sources`
+  (:class:`TriggerSource`): ``AUTO`` (free-running at ``frame_rate``),
+  ``SOFTWARE`` (one frame per :meth:`Camera.trigger`) or ``EXTERNAL`` (one
+  frame per pulse on the hardware trigger input). The member's name as a
+  string (``'SOFTWARE'``) is accepted too; anything else raises
+  :class:`~concert.exceptions.LimitError`;
+* the region of interest ``roi_x0``, ``roi_y0``, ``roi_width``,
+  ``roi_height`` (pixel): whole pixels (else
+  :class:`~concert.exceptions.LimitError`), at least one pixel wide and
+  high, and on the sensor (``roi_x0 + roi_width <= sensor_width``, likewise
+  vertically; else :class:`~concert.exceptions.HardLimitError`);
+* read-only: ``sensor_width``, ``sensor_height`` (pixel) and the size of one
+  pixel, ``sensor_pixel_width``, ``sensor_pixel_height`` (µm).
+
+Settings can be written only in ``'standby'``: a recording has one
+configuration from start to end. A write while recording raises
+:class:`~concert.exceptions.StateError`. As for every parameter, a refused
+write raises before the implementation's setter runs and leaves the camera
+unchanged.
+
+Frames (numpy arrays of shape ``(roi_height, roi_width)`` with metadata, see
+:class:`~concert.imaging.ImageWithMetadata`):
+
+* ``start_recording()``, ``stop_recording()``, ``trigger()``, ``grab()`` and
+  ``reset()`` return futures; ``with camera.recording():`` records for the
+  duration of the block and always stops.
+* The camera buffers what it records, so no frame is skipped: :meth:`Camera.grab`
+  returns the oldest frame nobody has read yet, waiting for it if necessary.
+  Frames recorded before ``stop_recording()`` can still be read after it;
+  ``grab()`` raises :class:`~concert.exceptions.StateError` once the camera is
+  not recording and has nothing left to read.
+* :meth:`Camera.stream` yields the frames one after the other while recording
+  and ends, after the last recorded frame, when recording stops.
+* Reading a frame is a device operation: it waits while another owner holds
+  the camera exclusively (``with camera:``, see :mod:`concert.locking`), so
+  nobody else takes the frames meant for that owner.
+
+Implementations provide the hardware side:
+
+* ``_record_real()`` and ``_stop_real()`` (start and stop recording;
+  ``_stop_real()`` must be harmless when not recording, it also serves
+  :meth:`~concert.devices.base.Device.abort` and ``reset()``);
+* ``_trigger_real()`` (take one frame now, in SOFTWARE mode);
+* ``_grab_real(timeout)``: return the oldest recorded frame not read yet,
+  waiting at most ``timeout`` seconds (a float, possibly 0) for one, or
+  ``None`` if there is none by then. Called from any number of threads at
+  once; each frame must be returned once;
+* the accessors ``_get_<name>``/``_set_<name>`` of the parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any, Callable, Iterator, Optional
+
+from concert.devices.base import Device
+from concert.exceptions import AccessorNotImplementedError, LimitError, StateError, UnitError, WaitError
+from concert.futures import CancelledError, async_, on_cancel
+from concert.imaging import ImageWithMetadata
+from concert.locking import operation
+from concert.parameters import Parameter, Quantity
+from concert.quantities import q
+from concert.states import State, check, transition
+from concert.timeouts import optional_seconds
+
+__all__ = ["Camera", "TriggerSource", "standby_only"]
+
+#: Seconds between two looks at the state (and at cancellation) while a grab waits for a frame.
+_POLL_INTERVAL = 0.05
+
+
+class TriggerSource(str, Enum):
+    """What starts the exposure of a frame. Members compare equal to their names."""
+
+    AUTO = "AUTO"  #: the camera records at ``frame_rate`` on its own
+    SOFTWARE = "SOFTWARE"  #: one frame per call of :meth:`Camera.trigger`
+    EXTERNAL = "EXTERNAL"  #: one frame per pulse on the hardware trigger input
+
+
+def standby_only(convert: Optional[Callable[[Any, Any], Any]] = None) -> Callable:
+    """Return a Parameter ``check`` allowing writes only in ``'standby'``.
+
+    ``convert(camera, value)``, if given, runs first and returns the value to
+    write or raises to refuse it. Both run before the setter, so a refused
+    write never reaches the hardware.
+
+    :raises StateError: when the camera is not in standby (naming the
+        camera, the parameter's setter, the value and the state).
+    """
+    in_standby = check(source="standby", target="standby")
+
+    def decorate(write: Callable) -> Callable:
+        checked = in_standby(write)
+        if convert is None:
+            return checked
+
+        @functools.wraps(write)
+        def converted(camera: Any, value: Any) -> Any:
+            return checked(camera, convert(camera, value))
+
+        return converted
+
+    return decorate
+
+
+def _trigger_source(camera: Any, value: Any) -> TriggerSource:
+    try:
+        return TriggerSource(value)
+    except (ValueError, TypeError):
+        choices = ", ".join(source.name for source in TriggerSource)
+        raise LimitError(
+            f"{camera!r}['trigger_source']: {value!r} is not a trigger source "
+            f"(use a member of camera.trigger_sources: {choices})"
+        ) from None
+
+
+def _whole_pixels(name: str) -> Callable[[Any, Any], Any]:
+    def convert(camera: Any, value: Any) -> Any:
+        magnitude = float(value.magnitude)
+        if not magnitude.is_integer():
+            raise LimitError(f"{camera!r}[{name!r}]: {value!r} is not a whole number of pixels")
+        return q.Quantity(int(magnitude), q.pixel)
+
+    return convert
+
+
+def _no_pixels(camera: Any) -> Any:
+    return 0 * q.pixel
+
+
+def _one_pixel(camera: Any) -> Any:
+    return 1 * q.pixel
+
+
+def _room_for(extent: str, taken: str) -> Callable[[Any], Any]:
+    """An external upper limit: the sensor's ``extent`` minus the current ``taken``."""
+
+    def upper(camera: Any) -> Any:
+        return camera[extent].read() - camera[taken].read()
+
+    return upper
+
+
+def _roi_quantity(name: str, lower: Callable, upper: Callable, help: str) -> Quantity:
+    return Quantity(
+        q.pixel,
+        check=standby_only(_whole_pixels(name)),
+        external_lower_getter=lower,
+        external_upper_getter=upper,
+        help=help,
+    )
+
+
+class Camera(Device):
+    """A camera (see the module documentation)."""
+
+    #: The trigger sources, e.g. ``camera.trigger_source = camera.trigger_sources.SOFTWARE``.
+    trigger_sources = TriggerSource
+
+    state = State(default="standby", help="standby, recording or error")
+    exposure_time = Quantity(q.s, check=standby_only(), help="Exposure time of each frame")
+    frame_rate = Quantity(1 / q.s, check=standby_only(), help="Frames per second in AUTO trigger mode")
+    trigger_source = Parameter(
+        check=standby_only(_trigger_source), help="What starts a frame: AUTO, SOFTWARE or EXTERNAL"
+    )
+    roi_x0 = _roi_quantity(
+        "roi_x0", _no_pixels, _room_for("sensor_width", "roi_width"), "First column of the region of interest"
+    )
+    roi_y0 = _roi_quantity(
+        "roi_y0", _no_pixels, _room_for("sensor_height", "roi_height"), "First row of the region of interest"
+    )
+    roi_width = _roi_quantity(
+        "roi_width", _one_pixel, _room_for("sensor_width", "roi_x0"), "Columns in the region of interest"
+    )
+    roi_height = _roi_quantity(
+        "roi_height", _one_pixel, _room_for("sensor_height", "roi_y0"), "Rows in the region of interest"
+    )
+    sensor_width = Quantity(q.pixel, help="Columns of the sensor")
+    sensor_height = Quantity(q.pixel, help="Rows of the sensor")
+    sensor_pixel_width = Quantity(q.micrometer, help="Width of one sensor pixel")
+    sensor_pixel_height = Quantity(q.micrometer, help="Height of one sensor pixel")
+
+    # -- recording ----------------------------------------------------------------------
+
+    @async_
+    @check(source="standby", target="recording")
+    @transition(target="recording")
+    def start_recording(self) -> None:
+        """Start recording frames (standby → recording).
+
+        Frames of an earlier recording that were never read may be discarded.
+        """
+        self._record_real()
+
+    @async_
+    @check(source="recording", target="standby")
+    @transition(target="standby")
+    def stop_recording(self) -> None:
+        """Stop recording (recording → standby); recorded frames can still be read."""
+        self._stop_real()
+
+    @contextmanager
+    def recording(self) -> Iterator[Camera]:
+        """Record for the duration of a ``with`` block; stop at its end, also on an exception.
+
+        Blocks until recording has started; yields the camera. If something
+        else stopped the recording meanwhile, the end of the block does nothing.
+        """
+        self.start_recording().join()
+        try:
+            yield self
+        finally:
+            if self["state"].read() == "recording":
+                self.stop_recording().join()
+
+    @async_
+    @check(source="recording", target="recording")
+    def trigger(self) -> None:
+        """Take one frame now (only while recording with trigger source SOFTWARE).
+
+        :raises StateError: when not recording, or with another trigger source.
+        """
+        source = self["trigger_source"].read()
+        if source != TriggerSource.SOFTWARE:
+            shown = getattr(source, "name", source)
+            raise StateError(
+                "recording", f"{self!r}: trigger() needs trigger_source SOFTWARE, but it is {shown}"
+            )
+        self._trigger_real()
+
+    @async_
+    @check(source="error", target="standby")
+    @transition(target="standby")
+    def reset(self) -> None:
+        """Leave the ``'error'`` state: stop the hardware if it still records, then standby."""
+        self._stop_real()
+
+    def _abort(self) -> None:
+        # Stop at once, without waiting for anybody's exclusive access: abort() may come
+        # from any thread at any time, also while another owner holds the camera.
+        self._stop_real()
+        state = self["state"]
+        if state.read() == "recording":
+            state._change("standby")
+
+    # -- frames ---------------------------------------------------------------------------
+
+    @async_
+    def grab(self, timeout: Any = None) -> ImageWithMetadata:
+        """Return a future of the oldest recorded frame that nobody has read yet.
+
+        Waits for the frame if it has not been recorded yet (in AUTO mode
+        until its time comes, in SOFTWARE or EXTERNAL mode until a trigger),
+        at most ``timeout`` (seconds or a time quantity; ``None``: as long as
+        the camera records). Cancelling the future (or Ctrl-C while waiting
+        for it) stops the wait within 50 ms and takes no frame -- unless one
+        was being handed over at that very moment: a cancelled future drops
+        its result.
+
+        :raises WaitError: no frame within ``timeout``; no frame was taken.
+        :raises UnitError: ``timeout`` is not a duration.
+        :raises StateError: the camera is not recording (or stopped while
+            waiting) and every frame it recorded has been read, or it is in
+            ``'error'``.
+        """
+        cancelled = threading.Event()
+        on_cancel(cancelled.set)
+        frame = self._next_frame("grab()", timeout, cancelled)
+        if frame is None:
+            state = self["state"].read()
+            raise StateError(
+                state,
+                f"{self!r}: grab() found no frame to read in state {state!r}: the camera is not "
+                "recording and every frame it recorded has been read (start_recording() first)",
+            )
+        return frame
+
+    def stream(self, timeout: Any = None) -> Iterator[ImageWithMetadata]:
+        """Return an iterator over the frames, read one by one as the camera records them.
+
+        Not a future: the frames are read in the thread that iterates. The
+        iterator yields every frame from the oldest unread one on, waiting for
+        each as :meth:`grab` does (at most ``timeout`` per frame); it ends when
+        recording stops and the frames recorded before have been yielded.
+
+        :raises StateError: here, when the camera is not recording.
+        :raises WaitError: from the iterator, when a frame takes longer than ``timeout``.
+        """
+        self._seconds("stream()", timeout)  # a bad timeout fails here, not at the first frame
+        state = self["state"].read()
+        if state != "recording":
+            raise StateError(
+                state, f"{self!r}: stream() is not allowed in state {state!r} (only in 'recording')"
+            )
+        return self._stream(timeout)
+
+    def _seconds(self, what: str, timeout: Any) -> Optional[float]:
+        try:
+            return optional_seconds(timeout, "timeout")
+        except UnitError as error:
+            raise UnitError(f"{self!r}: {what}: {error}") from None
+
+    def _stream(self, timeout: Any) -> Iterator[ImageWithMetadata]:
+        while True:
+            frame = self._next_frame("stream()", timeout, None)
+            if frame is None:
+                return
+            yield frame
+
+    def _next_frame(
+        self, what: str, timeout: Any, cancelled: Optional[threading.Event]
+    ) -> Optional[ImageWithMetadata]:
+        """Return the next frame, or ``None`` when none can come (not recording, nothing buffered).
+
+        Polls the hardware in slices of _POLL_INTERVAL, each one operation on
+        the camera, so that a stop and a cancellation are noticed while
+        waiting and the camera is free between the slices. (concert.locking
+        does not yet let another owner's waiting ``with camera:`` in between
+        back-to-back operations: it gets in once the wait ends.) The state is
+        read *before* each poll: a poll that follows a non-recording state has
+        seen every frame there will be.
+        """
+        seconds = self._seconds(what, timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        state = self["state"]
+        while True:
+            if cancelled is not None and cancelled.is_set():
+                raise CancelledError(f"{self!r}: {what} was cancelled")
+            current = state.read()
+            if current not in ("standby", "recording"):
+                raise StateError(
+                    current, f"{self!r}: {what} is not allowed in state {current!r} (reset() first)"
+                )
+            wait = _POLL_INTERVAL if current == "recording" else 0.0
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            with operation((self._exclusive,)):
+                frame = self._grab_real(wait)
+            if frame is not None:
+                return frame
+            if current != "recording":
+                return None
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitError(f"{self!r}: {what} got no frame within {seconds:g} s")
+
+    # -- what implementations provide ------------------------------------------------------
+
+    def _record_real(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot start recording")
+
+    def _stop_real(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot stop recording")
+
+    def _trigger_real(self) -> None:
+        raise AccessorNotImplementedError(f"{self!r} cannot be triggered")
+
+    def _grab_real(self, timeout: float) -> Optional[ImageWithMetadata]:
+        raise AccessorNotImplementedError(f"{self!r} cannot read frames")
