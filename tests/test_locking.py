@@ -260,3 +260,23 @@ def test_exclusive_blocks_are_really_exclusive_under_races(asynchronous):
         sys.setswitchinterval(previous)
     assert violations == []
     assert len(device.writes) == 4 * 200 + 4 * 400
+
+
+def test_seed_example_with_simulated_shutter_and_motor():
+    from concert.devices.motors.dummy import LinearMotor
+    from concert.devices.shutters.dummy import Shutter
+
+    shutter, motor = Shutter(), LinearMotor(motion_velocity=1 * q.m / q.s)
+
+    async def main():
+        async with shutter, motor["position"]:
+            await motor.set_position(2 * q.mm)
+            await shutter.open()
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    assert motor.position == 2 * q.mm and shutter.state == "open"
+
+    with shutter, motor["position"]:  # and the thread-based spelling of the same
+        motor.position = 3 * q.mm
+        shutter.close().join(TIMEOUT)
+    assert motor.position == 3 * q.mm and shutter.state == "closed"
