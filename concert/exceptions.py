@@ -14,7 +14,11 @@ class ConcertError(Exception):
 
 
 class ConfigurationError(ConcertError, ValueError):
-    """A setting of :mod:`concert.config` (or its environment variable) is invalid."""
+    """A configuration value is invalid.
+
+    For example a setting of :mod:`concert.config` (or its environment
+    variable), or a field of a :class:`~concert.utils.CommData`.
+    """
 
 
 class WaitError(ConcertError, TimeoutError):

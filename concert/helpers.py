@@ -1,9 +1,11 @@
-"""What users import: the asynchronous-execution and messaging API in one place.
+"""What users import: asynchronous execution, messaging and the small helpers in one place.
 
 ``from concert.helpers import async_, wait, dispatcher`` is the usual start of
 a script. The names are defined in :mod:`concert.futures`,
 :mod:`concert.dispatcher` and :mod:`concert.polling`; this module gathers
-them and keeps the historical spellings working:
+them, together with the utilities of :mod:`concert.utils` and
+:class:`~concert.imaging.ImageWithMetadata`, and keeps the historical
+spellings working:
 
 * ``getattr(concert.helpers, "async")`` is :func:`async_` (``async`` is a
   keyword, so it cannot be written as an attribute access);
@@ -28,13 +30,41 @@ from concert.futures import (
     threaded,
     wait,
 )
+from concert.imaging import ImageWithMetadata
 from concert.polling import busy_wait, wait_until
+from concert.utils import (
+    Bunch,
+    CommData,
+    Numeric,
+    PerformanceTracker,
+    PrioItem,
+    SocketType,
+    arange,
+    expects,
+    is_iterable,
+    linspace,
+    measure,
+    memoize,
+)
 
 __all__ = [
     "ANY",
+    "Bunch",
+    "CommData",
+    "Numeric",
+    "PerformanceTracker",
+    "PrioItem",
+    "SocketType",
+    "arange",
+    "expects",
+    "is_iterable",
+    "linspace",
+    "measure",
+    "memoize",
     "CancelledError",
     "Dispatcher",
     "Future",
+    "ImageWithMetadata",
     "WaitError",
     "async_",
     "busy_wait",

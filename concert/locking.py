@@ -10,8 +10,11 @@ The model, in four rules:
 2. Holding an :class:`ExclusiveLock` (entering ``with``) waits until no other
    owner holds it or runs an operation on it; it is reentrant for its owner.
 3. An operation (a parameter write, a device method such as ``move``) waits
-   until no other owner holds the lock. Operations of different owners do not
-   exclude each other. Reads take nothing and never wait.
+   until no other owner holds the lock -- or waits to hold it, so that a
+   stream of operations cannot keep a ``with`` block out for ever (an owner
+   that already runs operations on the lock carries on: the block waits for
+   exactly those). Operations of different owners do not exclude each
+   other. Reads take nothing and never wait.
 4. A wait that would close a cycle -- owner A waits for B, which (transitively)
    waits for A -- raises :class:`~concert.exceptions.LockError` naming both
    objects instead of hanging; this is deadlock *detection*, so the order in
@@ -77,13 +80,14 @@ class ExclusiveLock:
     by the module's ``_manager`` condition.
     """
 
-    __slots__ = ("_depth", "_holder", "_operations", "name")
+    __slots__ = ("_depth", "_holder", "_operations", "_pending", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._holder: Optional[Owner] = None
         self._depth = 0
         self._operations: Dict[Owner, int] = {}
+        self._pending: Dict[Owner, int] = {}  # owners waiting to hold it, with how many threads
 
     def __repr__(self) -> str:
         holder = f"held by {self._holder}" if self._holder else "free"
@@ -107,6 +111,11 @@ class ExclusiveLock:
             blockers.append(self._holder)
         if exclusive:
             blockers.extend(o for o in self._operations if o is not owner)
+        elif self._pending and owner is not self._holder and owner not in self._operations:
+            # A waiting `with` block goes first, or back-to-back operations could
+            # keep it out for ever. The holder, and an owner already operating
+            # here, carry on: the waiting block waits for exactly them.
+            blockers.extend(o for o in self._pending if o is not owner)
         return blockers
 
     # -- holding (the `with` statement) ----------------------------------------------
@@ -117,7 +126,15 @@ class ExclusiveLock:
         :raises LockError: on a deadlock or when :data:`~concert.config.LOCK_TIMEOUT` expires.
         """
         with _manager:
-            _wait_until_free(((self, True),), owner)
+            if self._holder is not owner:
+                self._pending[owner] = self._pending.get(owner, 0) + 1
+                try:
+                    _wait_until_free(((self, True),), owner)
+                finally:
+                    count = self._pending.pop(owner) - 1
+                    if count:
+                        self._pending[owner] = count
+                    _manager.notify_all()  # operations held back by this request may go on
             if self._depth == 0:
                 self._holder = owner
                 _holding.setdefault(owner, []).append(self)

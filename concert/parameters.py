@@ -255,12 +255,17 @@ class ParameterValue:
 
     @async_
     def restore(self) -> None:
-        """Write back the value last stashed; does nothing if nothing is stashed."""
+        """Write back the value last stashed; does nothing if nothing is stashed.
+
+        The value leaves the stack only once it has been written: after a
+        refused write it is still there to restore later.
+        """
         try:
-            value = self._stashed.pop()
+            value = self._stashed[-1]
         except IndexError:
             return
         self.write(value)
+        self._stashed.pop()
 
     @async_
     def wait(self, value: Any, sleep_time: Any = None, timeout: Any = None) -> None:
@@ -608,10 +613,26 @@ class Parameterizable:
 
     @async_
     def restore(self) -> None:
-        """Restore every parameter stashed with :meth:`stash`, last stash first."""
-        for value in self:
-            if value.writable:
-                value.restore().join()
+        """Restore every parameter stashed with :meth:`stash`.
+
+        Parameters that depend on each other (a region of interest that must
+        fit the sensor) may refuse in one order and accept in another, so
+        refused ones are retried while any progress is made. What still
+        cannot be restored stays stashed; the first such error is raised.
+        """
+        pending = [value for value in self if value.writable and value._stashed]
+        while pending:
+            refused = []
+            errors = []
+            for value in pending:
+                try:
+                    value.restore().join()
+                except Exception as error:  # retried below, or raised if nothing helps
+                    refused.append(value)
+                    errors.append(error)
+            if len(refused) == len(pending):
+                raise errors[0]
+            pending = refused
 
     def lock(self, permanent: bool = False) -> None:
         """Write-lock all parameters."""

@@ -280,3 +280,69 @@ def test_seed_example_with_simulated_shutter_and_motor():
         motor.position = 3 * q.mm
         shutter.close().join(TIMEOUT)
     assert motor.position == 3 * q.mm and shutter.state == "closed"
+
+
+def test_a_waiting_block_is_not_starved_by_back_to_back_operations(motor, asynchronous):
+    stop = threading.Event()
+    writes = []
+
+    def busy():
+        i = 0
+        while not stop.is_set():
+            motor.position = (i % 2) * q.mm
+            writes.append(i)
+            i += 1
+
+    writer = threading.Thread(target=busy)
+    writer.start()
+    try:
+        busy_wait(lambda: len(writes) > 10, sleep_time=0.001, timeout=TIMEOUT)
+        entered, outcome = in_thread(lambda: _hold_briefly(motor))
+        entered.join(TIMEOUT)
+        assert not entered.is_alive() and "error" not in outcome, "the block never got in"
+    finally:
+        stop.set()
+        writer.join(TIMEOUT)
+
+
+def _hold_briefly(device):
+    with device:
+        return device.position
+
+
+def test_restore_retries_linked_parameters_and_keeps_refused_values():
+    class Window(Device):
+        """x0 + width must stay within 10 mm."""
+
+        x0 = Quantity(q.mm, external_upper_getter=lambda w: 10 * q.mm - w._width)
+        width = Quantity(q.mm, external_upper_getter=lambda w: 10 * q.mm - w._x0)
+
+        def __init__(self):
+            self._x0, self._width = 0 * q.mm, 10 * q.mm
+            super().__init__()
+
+        def _get_x0(self):
+            return self._x0
+
+        def _set_x0(self, value):
+            self._x0 = value
+
+        def _get_width(self):
+            return self._width
+
+        def _set_width(self, value):
+            self._width = value
+
+    window = Window()
+    window.stash().join(TIMEOUT)
+    window.width = 2 * q.mm
+    window.x0 = 8 * q.mm
+    window.restore().join(TIMEOUT)  # width first fails (8 + 10 > 10), x0 then width succeed
+    assert (window.x0, window.width) == (0 * q.mm, 10 * q.mm)
+
+    window["width"].stash().join(TIMEOUT)
+    window.width = 2 * q.mm
+    window.x0 = 8 * q.mm
+    with pytest.raises(Exception, match="hardware limit"):
+        window["width"].restore().join(TIMEOUT)
+    assert window["width"]._stashed == [10 * q.mm]  # still there for a later restore

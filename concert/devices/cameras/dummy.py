@@ -13,10 +13,12 @@ Timing model (``n`` counts the frames of one recording from 0):
 * EXTERNAL: every :meth:`Camera.simulate_external_trigger` (standing in for a
   pulse on the trigger input) records one frame at once.
 
-The camera has an unbounded ring buffer: a slow reader is never skipped
-ahead; it gets every frame, numbered consecutively, with the timestamp of
-when the frame was complete (so in AUTO mode consecutive timestamps are
-exactly 1 / frame_rate apart, however late they are read). Frames recorded
+The camera buffers frames like the ring buffer of a real camera, except
+that it never fills (frames are computed when read, so the buffer costs no
+memory): a slow reader is never skipped ahead; it gets every frame, numbered
+consecutively, with the timestamp of when the frame was complete (so in AUTO
+mode consecutive timestamps are exactly 1 / frame_rate apart, however late
+they are read). Frames recorded
 before ``stop_recording()`` stay readable; ``start_recording()`` discards the
 unread frames of the previous recording.
 
@@ -101,11 +103,12 @@ class Camera(base.Camera):
     )
 
     def __init__(self, sensor_width: Any = 640 * q.pixel, sensor_height: Any = 480 * q.pixel) -> None:
-        self._sensor = (
+        self._sensor = (  # fixed for the camera's life: read without a lock
             _pixel_count("sensor_width", sensor_width),
             _pixel_count("sensor_height", sensor_height),
         )
-        # _cond guards every field below; it is notified whenever a frame may have become
+        # _cond guards every field below (getters read a single field without it: one
+        # attribute read is atomic). It is notified whenever a frame may have become
         # readable or will never come (trigger, start, stop). Never held while rendering.
         self._cond = threading.Condition()
         self._roi: Tuple[int, int, int, int] = (0, 0, *self._sensor)

@@ -1,0 +1,258 @@
+"""Data pipelines: producers of frames, fanned out to consumers.
+
+A *producer* is any iterable of items (frames, usually numpy arrays): a
+list, a generator, ``camera.stream()``. A *consumer* is a callable taking an
+iterable and consuming it: ``write_images``, :class:`Average`, ``null``.
+
+:func:`broadcast` feeds every item to every consumer. Each consumer runs in
+a thread of its own behind a bounded queue, so:
+
+* memory stays bounded: a slow consumer slows the producer down instead of
+  letting items pile up (at most ``queue_size`` items wait per consumer);
+* end of stream is explicit: each consumer's iterable simply ends;
+* a failing consumer neither blocks nor hides the others: it stops receiving
+  items, the others carry on, and its exception is in its future;
+* a failing producer ends every consumer's iterable with its exception, so
+  every future reports it;
+* nothing is copied: all consumers get the same objects and must not modify
+  them.
+
+Consumers run in threads even when :data:`concert.config.DISABLE_ASYNC` is
+on (a broadcast needs them all at once); :func:`broadcast` then waits for
+them before returning, so its futures are finished, as synchronous mode
+promises.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from typing import Any, Callable, Iterable, Iterator, List, Optional
+
+import numpy as np
+
+from concert import config
+from concert.futures import Future
+
+__all__ = ["Accumulate", "Average", "Result", "broadcast", "feed_queue", "null"]
+
+_END = object()
+
+
+class _Failure:
+    """Carries the producer's exception to the consumers."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Stream:
+    """The iterable one consumer gets: items from its queue until end of stream."""
+
+    def __init__(self, items: queue.Queue[Any]) -> None:
+        self._items = items
+
+    def __iter__(self) -> Iterator[Any]:
+        get = self._items.get
+        while True:
+            item = get()
+            if item is _END:
+                return
+            if type(item) is _Failure:
+                raise item.error
+            yield item
+
+
+class _Outlet:
+    """One consumer's end of a broadcast: its queue, thread and future.
+
+    ``dead`` is set (once, by the consumer's thread) when the consumer has
+    finished or failed; the distributor then stops feeding it.
+    """
+
+    def __init__(self, consumer: Callable[[Iterable[Any]], Any], queue_size: int) -> None:
+        self.consumer = consumer
+        self.items: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.dead = False
+        name = getattr(consumer, "__qualname__", None) or type(consumer).__qualname__
+        self.future = Future(f"broadcast consumer {name}")
+        self.future.set_running_or_notify_cancel()
+        self.thread = threading.Thread(target=self._run, name=f"concert-consumer-{name}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            result = self.consumer(_Stream(self.items))
+        except BaseException as error:
+            self.dead = True
+            self.future.set_exception(error)
+        else:
+            self.dead = True
+            self.future.set_result(result)
+        finally:
+            self._discard_queued()
+
+    def _discard_queued(self) -> None:
+        # Make room so that a distributor blocked on this full queue moves on.
+        while True:
+            try:
+                self.items.get_nowait()
+            except queue.Empty:
+                return
+
+    def put(self, item: Any) -> None:
+        """Hand ``item`` to the consumer, waiting while its queue is full; skip it once dead.
+
+        A blocked put cannot hang on a dead consumer: the consumer's thread sets
+        ``dead`` first and then empties its queue.
+        """
+        if not self.dead:
+            self.items.put(item)
+
+
+def broadcast(
+    producer: Iterable[Any], *consumers: Callable[[Iterable[Any]], Any], queue_size: int = 16
+) -> List[Future]:
+    """Feed every item of ``producer`` to every consumer; return one future per consumer.
+
+    Each future resolves with what its consumer returned, or fails with what
+    it (or the producer) raised. See the module documentation for the rules.
+
+    :raises ValueError: if ``queue_size`` is smaller than 1.
+    """
+    if queue_size < 1:
+        raise ValueError(f"broadcast: queue_size={queue_size!r} must be at least 1")
+    outlets = [_Outlet(consumer, queue_size) for consumer in consumers]
+    for outlet in outlets:
+        outlet.thread.start()
+
+    def distribute() -> None:
+        try:
+            for item in producer:
+                for outlet in outlets:
+                    outlet.put(item)
+                if all(outlet.dead for outlet in outlets):
+                    return  # nobody listens any more: stop pulling frames
+        except BaseException as error:
+            for outlet in outlets:
+                outlet.put(_Failure(error))
+        else:
+            for outlet in outlets:
+                outlet.put(_END)
+
+    distributor = threading.Thread(target=distribute, name="concert-broadcast", daemon=True)
+    distributor.start()
+    if config.DISABLE_ASYNC:
+        distributor.join()
+        for outlet in outlets:
+            outlet.thread.join()
+    return [outlet.future for outlet in outlets]
+
+
+def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, queue_size: int = 0) -> Future:
+    """Run ``func(queue, *args)`` in a thread while another thread fills ``queue`` from ``producer``.
+
+    Items arrive as :class:`concert.utils.PrioItem` with priority 0, in
+    producer order; the end of the stream is an item with priority ``inf``
+    whose ``data`` is ``None``. ``queue_size`` bounds the queue (0: unbounded).
+    Returns the future of ``func``'s result. Under DISABLE_ASYNC it is
+    finished on return.
+    """
+    from concert.utils import PrioItem
+
+    items: queue.PriorityQueue = queue.PriorityQueue(maxsize=queue_size)
+    future = Future(f"feed_queue {getattr(func, '__qualname__', func)!r}")
+    future.set_running_or_notify_cancel()
+
+    def feed() -> None:
+        try:
+            for item in producer:
+                items.put(PrioItem(priority=0, data=item))
+        finally:
+            items.put(PrioItem(priority=math.inf, data=None))
+
+    def consume() -> None:
+        try:
+            future.set_result(func(items, *args))
+        except BaseException as error:
+            future.set_exception(error)
+
+    threads = [
+        threading.Thread(target=feed, name="concert-feed-queue", daemon=True),
+        threading.Thread(target=consume, name="concert-feed-queue-consumer", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    if config.DISABLE_ASYNC:
+        for thread in threads:
+            thread.join()
+    return future
+
+
+# -- sinks ---------------------------------------------------------------------------------
+
+
+def null(producer: Iterable[Any]) -> int:
+    """Consume ``producer`` and discard its items; return how many there were."""
+    count = 0
+    for _ in producer:
+        count += 1
+    return count
+
+
+class Accumulate:
+    """Collect every item into :attr:`items` (a list); calling returns that list."""
+
+    def __init__(self) -> None:
+        self.items: List[Any] = []
+
+    def __call__(self, producer: Iterable[Any]) -> List[Any]:
+        self.items = []
+        for item in producer:
+            self.items.append(item)
+        return self.items
+
+
+class Average:
+    """Average frames pixel by pixel (in float64); calling returns the average image.
+
+    :attr:`average` holds the result and :attr:`count` the number of frames.
+
+    :raises ValueError: if the producer is empty or frames differ in shape.
+    """
+
+    def __init__(self) -> None:
+        self.average: Optional[np.ndarray] = None
+        self.count = 0
+
+    def __call__(self, producer: Iterable[Any]) -> np.ndarray:
+        total: Optional[np.ndarray] = None
+        count = 0
+        for frame in producer:
+            if total is None:
+                total = np.array(frame, dtype=np.float64)
+            elif np.shape(frame) != total.shape:
+                raise ValueError(
+                    f"Average: frame {count} has shape {np.shape(frame)}, expected {total.shape}"
+                )
+            else:
+                total += frame
+            count += 1
+        if total is None:
+            raise ValueError("Average: the producer gave no frames")
+        self.average, self.count = total / count, count
+        return self.average
+
+
+class Result:
+    """Keep the last item in :attr:`result`; calling returns it (``None`` for no items)."""
+
+    def __init__(self) -> None:
+        self.result: Any = None
+
+    def __call__(self, producer: Iterable[Any]) -> Any:
+        for item in producer:
+            self.result = item
+        return self.result

@@ -1,0 +1,108 @@
+"""Optimisation: find the value of a parameter that maximises a measurement.
+
+:func:`halver` is a one-dimensional step-halving search for a maximum: it
+walks uphill with a step, and whenever a step does not improve, it turns
+round and halves the step, until the step is smaller than ``epsilon``.
+:func:`optimize_parameter` applies an algorithm to a parameter, and
+:func:`focus` uses it to put a camera in focus with a motor.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+import numpy as np
+
+from concert.exceptions import WaitError
+from concert.futures import async_
+from concert.parameters import ParameterValue
+from concert.processes.progress import progress_bar
+
+__all__ = ["focus", "halver", "optimize_parameter"]
+
+
+def halver(
+    function: Callable[[Any], float], x0: Any, initial_step: Any, epsilon: Any, max_iterations: int = 100
+) -> Tuple[Any, float]:
+    """Maximise ``function`` from ``x0``; return ``(x, function(x))`` at the maximum found.
+
+    ``initial_step`` and ``epsilon`` are in the units of ``x0``. Finds a
+    *local* maximum: start near the one you want.
+
+    :raises WaitError: if ``max_iterations`` evaluations do not get the step below ``epsilon``.
+    """
+    x, best = x0, function(x0)
+    step = initial_step
+    with progress_bar(max_iterations, "halver") as bar:
+        for _ in range(max_iterations):
+            if abs(step) < epsilon:
+                return x, best
+            candidate = x + step
+            value = function(candidate)
+            bar.update()
+            if value > best:
+                x, best = candidate, value
+            else:
+                step = -step / 2
+    raise WaitError(f"halver: no maximum within {epsilon} after {max_iterations} evaluations (at x={x})")
+
+
+@async_
+def optimize_parameter(
+    parameter: ParameterValue,
+    feedback: Callable[[], float],
+    x0: Any,
+    algorithm: Callable[..., Tuple[Any, float]] = halver,
+    alg_args: tuple = (),
+    alg_kwargs: Optional[dict] = None,
+) -> Tuple[Any, float]:
+    """Set ``parameter`` to the value maximising ``feedback()``, found by ``algorithm``.
+
+    ``algorithm(function, x0, *alg_args, **alg_kwargs)`` must return ``(x,
+    value)``; ``function(x)`` writes ``x`` and returns ``feedback()``. Returns
+    a future of ``(x, value)``; the parameter is left at ``x``.
+    """
+
+    def evaluate(x: Any) -> float:
+        parameter.write(x)
+        return feedback()
+
+    x, value = algorithm(evaluate, x0, *alg_args, **(alg_kwargs or {}))
+    parameter.write(x)
+    return x, value
+
+
+@async_
+def focus(
+    camera: Any,
+    motor: Any,
+    measure: Callable[[np.ndarray], float] = np.std,
+    initial_step: Any = None,
+    epsilon: Any = None,
+    max_iterations: int = 100,
+) -> Tuple[Any, float]:
+    """Move ``motor`` to where ``measure(frame)`` of the camera's frames is largest.
+
+    The camera records in SOFTWARE trigger mode for the duration (its trigger
+    source is restored afterwards) and takes one frame per position.
+    ``initial_step`` defaults to 1 mm (1° for rotation) and ``epsilon`` to a
+    thousandth of it. Returns a future of ``(position, measure)``.
+    """
+    unit = motor["position"].unit
+    step = initial_step if initial_step is not None else 1 * unit
+    epsilon = epsilon if epsilon is not None else abs(step) / 1000
+    trigger = camera["trigger_source"]
+    trigger.stash().join()
+    try:
+        camera.trigger_source = camera.trigger_sources.SOFTWARE
+        with camera.recording():
+
+            def sharpness() -> float:
+                camera.trigger().join()
+                return float(measure(camera.grab().result()))
+
+            return optimize_parameter(
+                motor["position"], sharpness, motor.position, halver, (step, epsilon, max_iterations)
+            ).result()
+    finally:
+        trigger.restore().join()

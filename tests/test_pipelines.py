@@ -1,0 +1,175 @@
+"""broadcast, feed_queue and the sinks: every item everywhere, bounded memory, isolated failures."""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from concert.pipelines import Accumulate, Average, Result, broadcast, feed_queue, null
+from concert.polling import busy_wait
+from tests.conftest import TIMEOUT
+
+
+class Counting:
+    """A producer that counts how many items were pulled from it."""
+
+    def __init__(self, count, make=lambda i: i, fail_at=None):
+        self.count, self.make, self.fail_at = count, make, fail_at
+        self.produced = 0
+
+    def __iter__(self):
+        for i in range(self.count):
+            if i == self.fail_at:
+                raise OSError(f"detector lost at frame {i}")
+            self.produced += 1
+            yield self.make(i)
+
+
+def results(futures):
+    return [future.result(TIMEOUT) for future in futures]
+
+
+def test_every_item_reaches_every_consumer_in_order():
+    sinks = [Accumulate(), Accumulate(), Accumulate()]
+    assert results(broadcast(range(1000), *sinks)) == [list(range(1000))] * 3
+
+
+def test_end_of_stream_and_sinks():
+    frames = [np.full((4, 5), i, dtype=np.uint16) for i in range(10)]
+    average, last = Average(), Result()
+    counted, averaged, final = results(broadcast(frames, null, average, last))
+    assert counted == 10
+    np.testing.assert_array_equal(averaged, np.full((4, 5), 4.5))
+    assert average.count == 10 and final is frames[-1] and last.result is frames[-1]
+
+
+def test_sink_errors():
+    with pytest.raises(ValueError, match="no frames"):
+        Average()([])
+    with pytest.raises(ValueError, match=r"frame 1 has shape \(3,\), expected \(2,\)"):
+        Average()([np.zeros(2), np.zeros(3)])
+    assert Result()([]) is None and null([]) == 0 and Accumulate()([]) == []
+    with pytest.raises(ValueError, match="queue_size=0"):
+        broadcast([], null, queue_size=0)
+
+
+def test_slow_consumer_keeps_memory_bounded(asynchronous):
+    gate = threading.Event()
+    producer = Counting(100)
+    fast = Accumulate()
+
+    def slow(items):
+        seen = []
+        for item in items:
+            assert gate.wait(TIMEOUT)
+            seen.append(item)
+        return seen
+
+    futures = broadcast(producer, slow, fast, queue_size=4)
+    # The slow consumer holds one item; once its queue (4) is full the
+    # distributor waits with one more: exactly 6 items pulled, no more.
+    busy_wait(lambda: producer.produced >= 6, sleep_time=0.001, timeout=TIMEOUT)
+    busy_wait(lambda: len(fast.items) >= 5, sleep_time=0.001, timeout=TIMEOUT)
+    assert producer.produced == 6
+    gate.set()
+    assert results(futures) == [list(range(100))] * 2
+
+
+def test_failing_consumer_neither_blocks_nor_hides_the_others():
+    def fragile(items):
+        for item in items:
+            if item == 3:
+                raise ValueError("consumer broke at 3")
+
+    healthy = [Accumulate(), Accumulate()]
+    futures = broadcast(range(500), healthy[0], fragile, healthy[1], queue_size=1)
+    with pytest.raises(ValueError, match="broke at 3"):
+        futures[1].result(TIMEOUT)
+    assert futures[0].result(TIMEOUT) == list(range(500)) and futures[2].result(TIMEOUT) == list(range(500))
+
+
+def test_producer_failure_reaches_every_consumer():
+    sinks = [Accumulate(), Accumulate()]
+    futures = broadcast(Counting(10, fail_at=5), *sinks)
+    for future, sink in zip(futures, sinks):
+        with pytest.raises(OSError, match="lost at frame 5"):
+            future.result(TIMEOUT)
+        assert sink.items == [0, 1, 2, 3, 4]
+
+
+def test_producer_is_not_drained_once_nobody_listens():
+    producer = Counting(10_000)
+
+    def first_only(items):
+        return next(iter(items))
+
+    assert results(broadcast(producer, first_only, queue_size=1)) == [0]
+    assert producer.produced < 10_000
+
+
+def test_disabled_mode_returns_finished_futures(synchronous):
+    futures = broadcast(range(10), Accumulate(), null)
+    assert all(future.done() for future in futures)
+    assert results(futures) == [list(range(10)), 10]
+
+
+def test_concurrent_broadcasts_under_fast_switching(asynchronous):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        runs = [broadcast(range(2000), Accumulate(), Accumulate(), null, queue_size=2) for _ in range(8)]
+        for futures in runs:
+            assert results(futures) == [list(range(2000)), list(range(2000)), 2000]
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_peak_memory_bounded_by_queue_sizes(asynchronous):
+    frame_bytes = 1 << 20
+    gate = threading.Event()
+    producer = Counting(40, make=lambda i: np.full(frame_bytes, i % 256, dtype=np.uint8))
+
+    def slow(items):
+        total = 0
+        for item in items:
+            assert gate.wait(TIMEOUT)
+            total += int(item[0])
+        return total
+
+    tracemalloc.start()
+    try:
+        futures = broadcast(producer, slow, null, queue_size=3)
+        busy_wait(lambda: producer.produced >= 5, sleep_time=0.001, timeout=TIMEOUT)
+        gate.set()
+        assert results(futures) == [sum(i % 256 for i in range(40)), 40]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # queue (3) + one in the slow consumer's hand + one waiting in put + slack for the generator
+    assert peak < 7 * frame_bytes
+
+
+def test_feed_queue_delivers_prioritised_items_then_the_end():
+    def drain(items, prefix):
+        received = []
+        while True:
+            item = items.get(timeout=TIMEOUT)
+            if item.data is None:
+                assert item.priority == math.inf
+                return prefix, received
+            received.append(item.data)
+
+    assert feed_queue(range(100), drain, "frames").result(TIMEOUT) == ("frames", list(range(100)))
+
+
+def test_feed_queue_reports_errors():
+    def broken(items):
+        raise KeyError("no such detector")
+
+    with pytest.raises(KeyError, match="no such detector"):
+        feed_queue(range(3), broken).result(TIMEOUT)
