@@ -24,6 +24,7 @@ Design, in short:
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import threading
 import time
@@ -89,8 +90,13 @@ class Dispatcher:
         self._table: Dict[Tuple[int, Hashable], Tuple[Any, Tuple[Handler, ...]]] = {}
         self._wildcard_entries = 0
         self._subscribe_lock = threading.Lock()
-        # Items are (sender, message) or (_FLUSH, event); deque ops are atomic.
+        # Items are (sender, message, number) or (_FLUSH, event, number); deque ops
+        # are atomic. Numbers come from _numbers (its next() is atomic) and tell
+        # when() which messages were sent after it; _number_now is the number of
+        # the message being delivered (written only by whoever holds _delivery_lock).
         self._queue: deque = deque()
+        self._numbers = itertools.count(1)
+        self._number_now = 0
         # Wake-up protocol: the thread sets _sleeping under _wakeup, then re-checks
         # the queue before waiting; a sender appends, then notifies if _sleeping.
         self._wakeup = threading.Condition(threading.Lock())
@@ -105,7 +111,7 @@ class Dispatcher:
 
     def queued(self) -> int:
         """Return how many messages wait for delivery (a snapshot)."""
-        return sum(1 for sender, _ in list(self._queue) if sender is not _FLUSH)
+        return sum(1 for sender, _, _ in list(self._queue) if sender is not _FLUSH)
 
     # -- subscriptions -----------------------------------------------------------
 
@@ -166,12 +172,14 @@ class Dispatcher:
         """
         if type(message) is not str:
             _check_message(message)
+        number = next(self._numbers)
         if config.DISABLE_ASYNC:
             with self._delivery_lock:
                 self._drain()
+                self._number_now = number
                 self._deliver(sender, message)
             return
-        self._queue.append((sender, message))
+        self._queue.append((sender, message, number))
         if self._thread is None:
             self._start()
         if self._sleeping:
@@ -200,7 +208,7 @@ class Dispatcher:
         if self._thread is None:
             return  # only synchronous sends so far (they start no thread): nothing is queued
         done = threading.Event()
-        self._queue.append((_FLUSH, done))
+        self._queue.append((_FLUSH, done, 0))
         if self._sleeping:
             with self._wakeup:
                 self._wakeup.notify()
@@ -210,9 +218,11 @@ class Dispatcher:
             )
 
     def when(self, sender: Any, message: Hashable) -> Future:
-        """Return a future resolved with the sender of the next matching message.
+        """Return a future resolved with the sender of the next matching message sent from now on.
 
-        Subscribe first, then trigger, then wait -- nothing can slip through::
+        Messages sent before this call do not count, even if they are still
+        waiting for delivery. Call it first, then trigger, then wait -- nothing
+        can slip through::
 
             arrived = dispatcher.when(motor, 'standby')
             motor.move(1 * q.mm)
@@ -221,9 +231,10 @@ class Dispatcher:
         Cancelling the future removes the subscription.
         """
         future = Future(f"when({sender!r}, {message!r})")
+        after = next(self._numbers)
 
         def resolve(actual_sender: Any) -> None:
-            if not future.done():
+            if self._number_now > after and not future.done():
                 future.set_result(actual_sender)
 
         future.add_done_callback(lambda _: self.unsubscribe(sender, message, resolve))
@@ -258,12 +269,13 @@ class Dispatcher:
         deliver = self._deliver
         while True:
             try:
-                sender, message = popleft()
+                sender, message, number = popleft()
             except IndexError:
                 return
             if sender is _FLUSH:
                 message.set()
             else:
+                self._number_now = number
                 deliver(sender, message)
 
     def _deliver(self, sender: Any, message: Hashable) -> None:

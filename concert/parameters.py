@@ -30,6 +30,7 @@ argument, so one accessor can serve several parameters.
 
 from __future__ import annotations
 
+import enum
 import functools
 import itertools
 import math
@@ -274,7 +275,12 @@ class ParameterValue:
         ``sleep_time`` (default 0.1 s) is the polling interval, ``timeout``
         the longest wait (:class:`~concert.exceptions.WaitError` after it).
         """
-        busy_wait(lambda: self.read() == value, sleep_time, timeout)
+
+        def reached() -> bool:
+            return self.read() == value
+
+        reached.__qualname__ = f"{self._label} == {value!r}"
+        busy_wait(reached, sleep_time, timeout)
 
     # -- write protection --------------------------------------------------------------
 
@@ -479,8 +485,7 @@ class QuantityValue(ParameterValue):
         setter = self._parameter.user_lower_setter
         if setter is not None:
             setter(self._instance, value)
-        else:
-            self._lower = value
+        self._lower = value  # what `lower` reports unless a user getter is given
 
     @property
     def upper(self) -> Any:
@@ -497,8 +502,7 @@ class QuantityValue(ParameterValue):
         setter = self._parameter.user_upper_setter
         if setter is not None:
             setter(self._instance, value)
-        else:
-            self._upper = value
+        self._upper = value  # what `upper` reports unless a user getter is given
 
     def lock_limits(self, permanent: bool = False) -> None:
         """Refuse changes of the soft limits; a ``permanent`` lock can never be undone."""
@@ -522,10 +526,14 @@ class QuantityValue(ParameterValue):
         """
         target = self._convert(value)
         tolerance = None if eps is None else self._convert(eps, "eps")
-        if tolerance is None:
-            busy_wait(lambda: self.read() == target, sleep_time, timeout)
-        else:
-            busy_wait(lambda: abs(self.read() - target) <= tolerance, sleep_time, timeout)
+
+        def reached() -> bool:
+            current = self.read()
+            return current == target if tolerance is None else abs(current - target) <= tolerance
+
+        shown = f"{target:~}" if tolerance is None else f"{target:~} ± {tolerance:~}"
+        reached.__qualname__ = f"{self._label} == {shown}"
+        busy_wait(reached, sleep_time, timeout)
 
 
 Quantity.value_class = QuantityValue
@@ -657,7 +665,12 @@ class Parameterizable:
                 continue
             try:
                 shown = value.read()
-                shown = f"{shown:~}" if isinstance(shown, q.Quantity) else str(shown)
+                if isinstance(shown, q.Quantity):
+                    shown = f"{shown:~}"
+                elif isinstance(shown, enum.Enum):
+                    shown = shown.name
+                else:
+                    shown = str(shown)
             except Exception as error:  # a table must show every parameter, even a failing one
                 shown = f"<{type(error).__name__}: {error}>"
             table.add_row([value.name, shown])

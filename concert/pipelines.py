@@ -113,7 +113,7 @@ class _Outlet:
 
 
 def broadcast(
-    producer: Iterable[Any], *consumers: Callable[[Iterable[Any]], Any], queue_size: int = 16
+    producer: Iterable[Any], *consumers: Callable[[Iterable[Any]], Any], queue_size: int = 8
 ) -> List[Future]:
     """Feed every item of ``producer`` to every consumer; return one future per consumer.
 
@@ -216,32 +216,46 @@ class Accumulate:
 
 
 class Average:
-    """Average frames pixel by pixel (in float64); calling returns the average image.
+    """Average frames pixel by pixel; calling returns the average image (float64).
 
     :attr:`average` holds the result and :attr:`count` the number of frames.
+    Integer frames of up to 16 bits are summed exactly in a 32-bit accumulator
+    (spilled into float64 every 65536 frames): half the memory traffic of a
+    float64 sum, which matters when a writer shares the memory bus.
 
     :raises ValueError: if the producer is empty or frames differ in shape.
     """
+
+    _SPILL = 65536  # uint16 frames that always fit a uint32 sum
 
     def __init__(self) -> None:
         self.average: Optional[np.ndarray] = None
         self.count = 0
 
     def __call__(self, producer: Iterable[Any]) -> np.ndarray:
-        total: Optional[np.ndarray] = None
+        total: Optional[np.ndarray] = None  # float64, what has been spilled
+        partial: Optional[np.ndarray] = None  # exact integer sum since the last spill
+        shape = None
         count = 0
         for frame in producer:
-            if total is None:
-                total = np.array(frame, dtype=np.float64)
-            elif np.shape(frame) != total.shape:
-                raise ValueError(
-                    f"Average: frame {count} has shape {np.shape(frame)}, expected {total.shape}"
-                )
-            else:
-                total += frame
+            frame = np.asarray(frame)
+            if shape is None:
+                shape = frame.shape
+                small_integers = frame.dtype.kind in "ui" and frame.dtype.itemsize <= 2
+                dtype = np.int64 if frame.dtype.kind == "i" else np.uint32
+                partial = np.zeros(shape, dtype=dtype if small_integers else np.float64)
+                total = np.zeros(shape, dtype=np.float64) if small_integers else partial
+            elif frame.shape != shape:
+                raise ValueError(f"Average: frame {count} has shape {frame.shape}, expected {shape}")
+            np.add(partial, frame, out=partial, casting="unsafe")
             count += 1
-        if total is None:
+            if partial is not total and count % self._SPILL == 0:
+                total += partial
+                partial[...] = 0
+        if shape is None:
             raise ValueError("Average: the producer gave no frames")
+        if partial is not total:
+            total += partial
         self.average, self.count = total / count, count
         return self.average
 

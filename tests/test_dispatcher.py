@@ -281,3 +281,16 @@ def test_flush_inside_a_synchronous_handler_delivers_what_is_queued(asynchronous
     assert not sync.is_alive()
     assert order == ["first", "later", "flushing"]
     assert messages.queued() == 0
+
+
+def test_when_ignores_messages_sent_before_it(messages, asynchronous):
+    motor, gate = object(), threading.Event()
+    messages.subscribe("blocker", "slow", lambda s: gate.wait(TIMEOUT))
+    messages.send("blocker", "slow")  # holds the delivery thread
+    messages.send(motor, "standby")  # sent before when(), still queued
+    arrived = messages.when(motor, "standby")
+    gate.set()
+    messages.flush(TIMEOUT)
+    assert not arrived.done()
+    messages.send(motor, "standby")
+    assert arrived.result(TIMEOUT) is motor

@@ -173,3 +173,20 @@ def test_feed_queue_reports_errors():
 
     with pytest.raises(KeyError, match="no such detector"):
         feed_queue(range(3), broken).result(TIMEOUT)
+
+
+def test_average_is_exact_across_spills():
+    class Spilling(Average):
+        _SPILL = 3  # spill the integer sum into float64 every 3 frames
+
+    frames = [np.full((2, 3), 65535 - i, dtype=np.uint16) for i in range(10)]
+    expected = np.mean([f.astype(np.float64) for f in frames], axis=0)
+    np.testing.assert_array_equal(Spilling()(frames), expected)
+    np.testing.assert_array_equal(Average()(frames), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32, np.int32])
+def test_average_of_other_types(dtype):
+    frames = [np.array([[-1, 2], [3, 4]]).astype(dtype) * (i + 1) for i in range(4)]
+    expected = np.mean([f.astype(np.float64) for f in frames], axis=0)
+    np.testing.assert_allclose(Average()(frames), expected, rtol=1e-12)

@@ -116,6 +116,7 @@ class Camera(base.Camera):
         self._frame_rate = 100 / q.s
         self._trigger_source = TriggerSource.AUTO
         self._setup: Optional[_Setup] = None  # of the last recording; None before the first
+        self._pattern: Optional[Tuple[_Setup, np.ndarray]] = None  # see _render()
         self._recording = False
         self._stopped_at: Optional[float] = None  # time.monotonic() of the last stop
         self._next = 0  # number of the next frame to hand out
@@ -284,14 +285,16 @@ class Camera(base.Camera):
         self._next += 1
         return (self._next - 1, timestamp), 0.0
 
-    @staticmethod
-    def _render(setup: _Setup, number: int, timestamp: float) -> ImageWithMetadata:
-        x0, y0, width, height = setup.roi
-        columns = np.sin(2 * np.pi * (np.arange(x0, x0 + width) - 2 * number) / 64)
-        rows = np.cos(2 * np.pi * np.arange(y0, y0 + height) / 48)
-        per_millisecond = _SIGNAL * (1 + 0.5 * np.outer(rows, columns))
-        counts = _DARK + setup.exposure * 1000 * per_millisecond
-        frame = np.rint(np.minimum(counts, _SATURATION)).astype(np.uint16)
+    def _render(self, setup: _Setup, number: int, timestamp: float) -> ImageWithMetadata:
+        # The pattern is a row wave times a column wave drifting two columns per
+        # frame with a period of 64, so every frame is a slice of one image 64
+        # columns wider than the ROI, rendered once per setup: one copy per frame.
+        cached = self._pattern  # (setup, image); replaced whole, so read without a lock
+        if cached is None or cached[0] is not setup:
+            cached = (setup, self._render_pattern(setup))
+            self._pattern = cached
+        start = 64 - (2 * number) % 64
+        frame = np.array(cached[1][:, start : start + setup.roi[2]])
         metadata = {
             "frame": number,
             "timestamp": timestamp,
@@ -300,6 +303,15 @@ class Camera(base.Camera):
             "trigger_source": setup.mode.name,
         }
         return ImageWithMetadata(frame, metadata)
+
+    @staticmethod
+    def _render_pattern(setup: _Setup) -> np.ndarray:
+        x0, y0, width, height = setup.roi
+        columns = np.sin(2 * np.pi * (np.arange(x0 - 64, x0 + width) / 64))
+        rows = np.cos(2 * np.pi * np.arange(y0, y0 + height) / 48)
+        per_millisecond = _SIGNAL * (1 + 0.5 * np.outer(rows, columns))
+        counts = _DARK + setup.exposure * 1000 * per_millisecond
+        return np.rint(np.minimum(counts, _SATURATION)).astype(np.uint16)
 
 
 def _pixel_count(name: str, value: Any) -> int:

@@ -2,7 +2,7 @@
 
 ``LinearMotor()`` needs no arguments. Positions are kept in whole steps
 (1 nm, or 1 µdeg) as a stepper controller does, so sums of relative moves are
-exact. A move of Δ takes |Δ| / motion_velocity of real time; during it,
+exact. A move of Δ takes ``abs(Δ) / motion_velocity`` of real time; during it,
 reading the position interpolates, and a stop leaves the motor where it got
 to. The hard limits (by default ±1 m, or ±3600°) are the external limits of
 ``position``: targets beyond them are refused before the motor moves, and a

@@ -1,0 +1,7 @@
+"""``python -m concert`` runs the ``concert`` command."""
+
+import sys
+
+from concert.cli import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""Storage: write frames to files, read them back, and walk directory trees of data sets.
+
+Everything is importable from here:
+
+* :mod:`concert.storage.files` -- :func:`read_image`, :func:`read_tiff`,
+  :func:`read_metadata`, :func:`write_tiff`, :func:`split_dsetformat`,
+  :func:`create_directory`;
+* :mod:`concert.storage.writers` -- :class:`ImageWriter`, :class:`TiffWriter`,
+  :func:`write_images`, :func:`needs_bigtiff`;
+* :mod:`concert.storage.walkers` -- :class:`Walker`, :class:`DirectoryWalker`,
+  :class:`DummyWalker`, :class:`WriteJob`, :class:`LoggingHandlerCloser`.
+
+Every error raised on purpose is a :class:`~concert.exceptions.StorageError`
+(also available here), which names the offending file, name or value. The
+rules they share: nothing existing is ever overwritten, and a walker never
+writes outside its root.
+"""
+
+from concert.exceptions import StorageError
+from concert.storage.files import (
+    create_directory,
+    read_image,
+    read_metadata,
+    read_tiff,
+    split_dsetformat,
+    write_tiff,
+)
+from concert.storage.walkers import DirectoryWalker, DummyWalker, LoggingHandlerCloser, Walker, WriteJob
+from concert.storage.writers import ImageWriter, TiffWriter, needs_bigtiff, write_images
+
+__all__ = [
+    "DirectoryWalker",
+    "DummyWalker",
+    "ImageWriter",
+    "LoggingHandlerCloser",
+    "StorageError",
+    "TiffWriter",
+    "Walker",
+    "WriteJob",
+    "create_directory",
+    "needs_bigtiff",
+    "read_image",
+    "read_metadata",
+    "read_tiff",
+    "split_dsetformat",
+    "write_images",
+    "write_tiff",
+]

@@ -1,0 +1,104 @@
+"""Experiments: acquisitions in order, one directory each, experiment.json and a log per run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from concert.pipelines import Average
+from concert.processes.experiment import Acquisition, Experiment
+from concert.storage import DirectoryWalker, DummyWalker, read_tiff
+from tests.conftest import TIMEOUT
+
+
+def frames(count, value):
+    return lambda: (np.full((4, 6), value + i, dtype=np.uint16) for i in range(count))
+
+
+def test_runs_acquisitions_in_order_into_their_directories(tmp_path):
+    order = []
+    average = Average()
+
+    def recorded(name, count, value):
+        produce = frames(count, value)
+
+        def producer():
+            order.append(name)
+            return produce()
+
+        return producer
+
+    walker = DirectoryWalker(root=str(tmp_path))
+    experiment = Experiment(
+        [
+            Acquisition("darks", recorded("darks", 2, 10)),
+            Acquisition("flats", recorded("flats", 3, 1000)),
+            Acquisition("projections", recorded("projections", 5, 500), consumers=[average]),
+        ],
+        walker,
+    )
+    record = experiment.run().result(TIMEOUT)
+    assert order == ["darks", "flats", "projections"] and record["outcome"] == "done"
+    run = tmp_path / "scan_0000"
+    for name, count, value in (("darks", 2, 10), ("flats", 3, 1000), ("projections", 5, 500)):
+        stored = [read_tiff(str(path)) for path in sorted((run / name).glob("*.tif"))]
+        assert [int(image[0, 0]) for image in stored] == [value + i for i in range(count)]
+    np.testing.assert_array_equal(average.average, np.full((4, 6), 502.0))
+    saved = json.loads((run / "experiment.json").read_text())
+    assert [(a["name"], a["frames"], a["outcome"]) for a in saved["acquisitions"]] == [
+        ("darks", 2, "done"),
+        ("flats", 3, "done"),
+        ("projections", 5, "done"),
+    ]
+    log = (run / "experiment.log").read_text()
+    assert "acquisition darks started" in log and "run scan_0000 done" in log
+    assert walker.current == str(tmp_path)  # the walker is back where it started
+
+    experiment.run().result(TIMEOUT)  # a second run never touches the first
+    assert (tmp_path / "scan_0001" / "projections").is_dir()
+    assert json.loads((run / "experiment.json").read_text()) == saved
+
+
+def test_a_failing_acquisition_stops_the_run_and_is_recorded():
+    ran = []
+
+    def broken():
+        ran.append("broken")
+        raise OSError("camera unplugged")
+
+    walker = DummyWalker()
+    experiment = Experiment(
+        [
+            Acquisition("darks", frames(1, 0)),
+            Acquisition("flats", broken),
+            Acquisition("never", frames(1, 0)),
+        ],
+        walker,
+    )
+    with pytest.raises(OSError, match="camera unplugged"):
+        experiment.run().result(TIMEOUT)
+    record = json.loads(walker.json_files["scan_0000/experiment.json"])
+    assert record["outcome"] == "failed"
+    assert [a["name"] for a in record["acquisitions"]] == ["darks", "flats"]
+    assert "camera unplugged" in record["acquisitions"][1]["outcome"]
+    assert len(walker.data["scan_0000/darks/frames"]) == 1 and ran == ["broken"]
+
+
+def test_a_failing_consumer_fails_the_acquisition_but_frames_are_written():
+    def fussy(items):
+        raise ValueError("cannot average")
+
+    walker = DummyWalker()
+    run = Experiment([Acquisition("projections", frames(3, 0), consumers=[fussy])], walker).run()
+    with pytest.raises(ValueError, match="cannot average"):
+        run.result(TIMEOUT)
+    assert len(walker.data["scan_0000/projections/frames"]) == 3  # no frame lost
+
+
+def test_bad_acquisitions_are_refused():
+    with pytest.raises(ValueError, match="repeated: darks"):
+        Experiment([Acquisition("darks", list), Acquisition("darks", list)], DummyWalker())
+    with pytest.raises(ValueError, match="non-empty name"):
+        Acquisition("", list)
