@@ -43,12 +43,14 @@ def bench_camera_pipeline(parent: str, frames: int, repeat: int) -> tuple:
         in_memory = [np.array(next(stream)) for _ in range(frames)]
 
     def pipeline(where: str) -> None:
+        def write(items):
+            return write_images(
+                items, prefix=os.path.join(where, "frame_{:>04}.tif"), bytes_per_file=256 * 2**20
+            )
+
         with camera.recording():
             stream = camera.stream()
             produced = (next(stream) for _ in range(frames))
-            write = lambda items: write_images(
-                items, prefix=os.path.join(where, "frame_{:>04}.tif"), bytes_per_file=256 * 2**20
-            )
             written, _ = (future.result(600) for future in broadcast(produced, write, Average()))
             assert written == frames
 
@@ -58,9 +60,7 @@ def bench_camera_pipeline(parent: str, frames: int, repeat: int) -> tuple:
         )
         assert written == frames
 
-    best = {}
-    for name, run in (("pipeline", pipeline), ("alone", alone)):
-        best[name] = float("inf")
+    best = {"pipeline": float("inf"), "alone": float("inf")}
     for _ in range(repeat):
         for name, run in (("alone", alone), ("pipeline", pipeline)):
             where = tempfile.mkdtemp(dir=parent)
