@@ -181,9 +181,8 @@ def run_demo(
         total_frames += entry["frames"]
         total_bytes += size
         rate = size / 1e6 / entry["seconds"] if entry["seconds"] else float("inf")
-        table.add_row(
-            [entry["name"], len(files), entry["frames"], f"{size / 1e6:.1f}", entry["seconds"], f"{rate:.0f}"]
-        )
+        megabytes, seconds = f"{size / 1e6:.1f}", f"{entry['seconds']:.3f}"
+        table.add_row([entry["name"], len(files), entry["frames"], megabytes, seconds, f"{rate:.0f}"])
     print(table, file=out)
     print(
         f"Wrote {total_frames} frames ({total_bytes / 1e6:.1f} MB) to {run_directory} in {elapsed:.2f} s; "
