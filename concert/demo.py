@@ -165,9 +165,10 @@ def run_demo(
         walker,
     )
     began = time.monotonic()
-    with _MessagePrinter(out) as printer, camera.recording():
-        record = experiment.run().result()
-    _switch(shutter, "closed")
+    with _MessagePrinter(out) as printer:
+        with camera.recording():
+            record = experiment.run().result()
+        _switch(shutter, "closed")
     elapsed = time.monotonic() - began
 
     run_directory = os.path.join(directory, record["run"])

@@ -44,7 +44,7 @@ from concurrent.futures._base import (
     FINISHED,
     RUNNING,
 )
-from typing import Any, Callable, Iterable, List, Optional, TypeVar
+from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
 
 from concert import config
 from concert.exceptions import WaitError
@@ -52,6 +52,7 @@ from concert.executor import get_executor, in_worker
 from concert.timeouts import optional_seconds, to_seconds
 
 __all__ = [
+    "CancelRegistration",
     "Future",
     "async_",
     "is_async",
@@ -90,7 +91,7 @@ class Future(concurrent.futures.Future):
     # _work, which is claimed by a single atomic list.pop().
 
     # Class-level defaults keep __init__ (and so every call) cheap.
-    _cancel_action: Optional[Callable[[], Any]] = None
+    _cancel_actions: Tuple[Callable[[], Any], ...] = ()  # replaced whole, under _condition
     _cancelling = False
     _retrieved = False
     _work: Optional[list] = None  # [(context, func, args, kwargs)] until claimed
@@ -159,40 +160,51 @@ class Future(concurrent.futures.Future):
 
     # -- cancellation --------------------------------------------------------
 
-    def set_cancel_action(self, action: Optional[Callable[[], Any]]) -> None:
+    def add_cancel_action(self, action: Callable[[], Any]) -> None:
         """Make :meth:`cancel` of the *running* operation call ``action()``.
 
         ``action`` must make the running function return soon (a motor's
-        ``stop``, a camera's ``abort``). Usually registered from inside the
-        function with :func:`on_cancel`. ``None`` removes it.
+        ``stop``, a camera's ``abort``). Actions stack: a scan registers one,
+        the move it makes registers another, and cancelling runs them all,
+        the most recent first. Usually registered with :func:`on_cancel`.
         """
         with self._condition:
-            self._cancel_action = action
+            self._cancel_actions = (*self._cancel_actions, action)
+
+    def remove_cancel_action(self, action: Callable[[], Any]) -> None:
+        """Unregister ``action`` (its last registration); unknown actions are ignored."""
+        with self._condition:
+            actions = list(self._cancel_actions)
+            for index in range(len(actions) - 1, -1, -1):
+                if actions[index] is action:
+                    del actions[index]
+                    self._cancel_actions = tuple(actions)
+                    return
 
     def cancel(self) -> bool:
         """Cancel the operation; return whether the future ends cancelled.
 
         A pending future is cancelled without running. A running future is
-        cancelled only if it has a cancel action: that action runs in the
-        calling thread, then this method waits until the function has
-        returned, so that when it returns ``True`` the operation has really
-        stopped. A running future without a cancel action, and a finished
-        one, are left alone and ``False`` is returned.
+        cancelled only if it has cancel actions: they run in the calling
+        thread, the most recently registered first, then this method waits
+        until the function has returned, so that when it returns ``True`` the
+        operation has really stopped. A running future without cancel
+        actions, and a finished one, are left alone and ``False`` is returned.
 
-        :raises: whatever the cancel action raises; the future then keeps
-            running (or finishes) as if nothing happened.
+        :raises: the first exception a cancel action raised (all of them run);
+            the future then keeps running (or finishes) as if nothing happened.
         """
         if super().cancel():
             return True
         with self._condition:
-            if self._state != RUNNING or self._cancel_action is None:
+            if self._state != RUNNING or not self._cancel_actions:
                 return False
-            action = self._cancel_action
+            actions = self._cancel_actions
             first = not self._cancelling
             self._cancelling = True
         if first:
             try:
-                action()
+                _run_all(reversed(actions))
             except BaseException:
                 with self._condition:
                     if self._state == RUNNING:
@@ -309,21 +321,57 @@ def current_future() -> Optional[Future]:
     return _current.get()
 
 
-def on_cancel(action: Callable[[], Any]) -> None:
-    """Register ``action`` as the cancel action of the ``@async_`` call running here.
+class CancelRegistration:
+    """A cancel action registered by :func:`on_cancel`; a ``with`` block unregisters it on exit."""
+
+    __slots__ = ("_action", "_future")
+
+    def __init__(self, future: Optional[Future], action: Callable[[], Any]) -> None:
+        self._future, self._action = future, action
+
+    def remove(self) -> None:
+        """Unregister the action (nothing happens if it was registered outside a call)."""
+        if self._future is not None:
+            self._future.remove_cancel_action(self._action)
+
+    def __enter__(self) -> CancelRegistration:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.remove()
+
+
+def on_cancel(action: Callable[[], Any]) -> CancelRegistration:
+    """Register ``action`` as a cancel action of the ``@async_`` call running here.
 
     Call it from inside a decorated function, before the part that
-    ``action`` interrupts; outside one it does nothing. Devices use it to make
-    ``future.cancel()`` and Ctrl-C stop the hardware::
+    ``action`` interrupts; outside one it registers nothing. Used as a
+    context manager, the action is unregistered when the block ends -- what
+    a step nested in a longer operation wants::
 
         @async_
         def move(self, delta):
-            on_cancel(self.stop)
-            ...
+            with on_cancel(self.stop):      # cancelling stops the motor
+                ...
+
+    Without ``with`` it stays registered until the call ends.
     """
     future = _current.get()
     if future is not None:
-        future.set_cancel_action(action)
+        future.add_cancel_action(action)
+    return CancelRegistration(future, action)
+
+
+def _run_all(actions: Iterable[Callable[[], Any]]) -> None:
+    """Call every action; then raise the first exception any of them raised."""
+    first: Optional[BaseException] = None
+    for action in actions:
+        try:
+            action()
+        except BaseException as error:
+            first = first or error
+    if first is not None:
+        raise first
 
 
 def _name_of(func: Callable) -> str:
@@ -346,11 +394,10 @@ def _run_here(future: Future, func: Callable, args: tuple, kwargs: dict) -> None
         future._settle(None, error)
     except BaseException:
         # Ctrl-C or exit while running synchronously: stop what it was doing.
-        action = future._cancel_action
+        actions = future._cancel_actions
         future._cancelling = True
         future._settle(None, None)
-        if action is not None:
-            action()
+        _run_all(reversed(actions))
         raise
     else:
         future._settle(result, None)

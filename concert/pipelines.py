@@ -157,8 +157,10 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
     Items arrive as :class:`concert.utils.PrioItem` with priority 0, in
     producer order; the end of the stream is an item with priority ``inf``
     whose ``data`` is ``None``. ``queue_size`` bounds the queue (0: unbounded).
-    Returns the future of ``func``'s result. Under DISABLE_ASYNC it is
-    finished on return.
+    Returns the future of ``func``'s result; if the producer fails, the
+    future fails with the producer's exception once ``func`` has returned
+    (the end item still arrives, so ``func`` never waits for ever). Under
+    DISABLE_ASYNC it is finished on return.
     """
     from concert.utils import PrioItem
 
@@ -166,23 +168,31 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
     future = Future(f"feed_queue {getattr(func, '__qualname__', func)!r}")
     future.set_running_or_notify_cancel()
 
+    failure: List[BaseException] = []  # written by the feeding thread before the end item
+
     def feed() -> None:
         try:
             for item in producer:
                 items.put(PrioItem(priority=0, data=item))
+        except BaseException as error:
+            failure.append(error)
         finally:
             items.put(PrioItem(priority=math.inf, data=None))
 
     def consume() -> None:
         try:
-            future.set_result(func(items, *args))
+            result = func(items, *args)
         except BaseException as error:
             future.set_exception(error)
+            return
+        feeder.join()
+        if failure:
+            future.set_exception(failure[0])
+        else:
+            future.set_result(result)
 
-    threads = [
-        threading.Thread(target=feed, name="concert-feed-queue", daemon=True),
-        threading.Thread(target=consume, name="concert-feed-queue-consumer", daemon=True),
-    ]
+    feeder = threading.Thread(target=feed, name="concert-feed-queue", daemon=True)
+    threads = [feeder, threading.Thread(target=consume, name="concert-feed-queue-consumer", daemon=True)]
     for thread in threads:
         thread.start()
     if config.DISABLE_ASYNC:

@@ -38,12 +38,15 @@ autodoc_inherit_docstrings = False
 # -- doctest ---------------------------------------------------------------------
 # Every example runs with asynchronous execution on, whatever the environment
 # says, and ends with it on again, so that one page cannot change the next.
+# Progress bars stay off: they would draw on standard error during the build.
 doctest_global_setup = """
 from concert import config as _doc_config
 _doc_config.DISABLE_ASYNC = False
+_doc_config.PROGRESS_BAR = False
 """
 doctest_global_cleanup = """
 _doc_config.DISABLE_ASYNC = False
+_doc_config.PROGRESS_BAR = False
 """
 
 # -- HTML --------------------------------------------------------------------------

@@ -102,3 +102,25 @@ def test_bad_acquisitions_are_refused():
         Experiment([Acquisition("darks", list), Acquisition("darks", list)], DummyWalker())
     with pytest.raises(ValueError, match="non-empty name"):
         Acquisition("", list)
+
+
+def test_a_cancelled_run_stops_between_acquisitions_and_is_recorded(asynchronous):
+    import threading
+
+    started, gate = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        assert gate.wait(TIMEOUT)
+        return iter([np.zeros((2, 2), dtype=np.uint16)])
+
+    walker = DummyWalker()
+    run = Experiment([Acquisition("first", slow), Acquisition("second", frames(1, 0))], walker).run()
+    assert started.wait(TIMEOUT)
+    canceller = threading.Thread(target=run.cancel)
+    canceller.start()
+    gate.set()
+    canceller.join(TIMEOUT)
+    assert run.cancelled()
+    record = json.loads(walker.json_files["scan_0000/experiment.json"])
+    assert record["outcome"] == "cancelled" and [a["name"] for a in record["acquisitions"]] == ["first"]

@@ -456,3 +456,45 @@ def test_wait_logs_every_failure_besides_the_first(log_of):
     gc.collect()
     logged = [str(r.exc_info[1]) for r in records]
     assert logged == ["two", "three"]  # reported once each, by wait(), not at collection
+
+
+def test_cancel_actions_stack_and_scoped_ones_go_away(asynchronous):
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    @async_
+    def process():
+        on_cancel(lambda: calls.append("process"))
+        with on_cancel(lambda: calls.append("finished step")):
+            pass  # a step that is over: its action must not run
+        with on_cancel(lambda: (calls.append("current step"), release.set())):
+            started.set()
+            assert release.wait(TIMEOUT)
+
+    future = process()
+    assert started.wait(TIMEOUT)
+    assert future.cancel()
+    assert calls == ["current step", "process"]  # most recent first, finished step gone
+
+
+def test_every_cancel_action_runs_even_if_one_fails(asynchronous):
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def failing():
+        calls.append("failing")
+        raise DeviceError("stop refused")
+
+    @async_
+    def process():
+        on_cancel(lambda: (calls.append("outer"), release.set()))
+        on_cancel(failing)
+        started.set()
+        assert release.wait(TIMEOUT)
+
+    future = process()
+    assert started.wait(TIMEOUT)
+    with pytest.raises(DeviceError, match="stop refused"):
+        future.cancel()
+    assert calls == ["failing", "outer"]
+    future.result(TIMEOUT)  # the failed cancel left it running to its end

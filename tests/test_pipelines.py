@@ -190,3 +190,14 @@ def test_average_of_other_types(dtype):
     frames = [np.array([[-1, 2], [3, 4]]).astype(dtype) * (i + 1) for i in range(4)]
     expected = np.mean([f.astype(np.float64) for f in frames], axis=0)
     np.testing.assert_allclose(Average()(frames), expected, rtol=1e-12)
+
+
+def test_feed_queue_reports_a_failing_producer():
+    def drain(items):
+        received = []
+        while (item := items.get(timeout=TIMEOUT)).data is not None:
+            received.append(item.data)
+        return received
+
+    with pytest.raises(OSError, match="lost at frame 2"):
+        feed_queue(Counting(5, fail_at=2), drain).result(TIMEOUT)

@@ -137,3 +137,57 @@ def test_progress_bar_only_when_enabled(capsys, enabled):
     error = capsys.readouterr().err
     assert ("scan position" in error) is enabled
     assert ("/6 [" in error) is enabled  # the bar, with its total of 6 points
+
+
+def cancel_mid_step(start_process):
+    """Start a process whose feedback blocks; cancel it during the first step; return (future, calls)."""
+    import threading
+
+    started, gate, calls = threading.Event(), threading.Event(), []
+
+    def feedback():
+        calls.append(1)
+        started.set()
+        assert gate.wait(TIMEOUT)
+        return 0
+
+    future = start_process(feedback)
+    assert started.wait(TIMEOUT)
+    canceller = threading.Thread(target=future.cancel)  # cancel() waits for the step to end
+    canceller.start()
+    gate.set()
+    canceller.join(TIMEOUT)
+    assert not canceller.is_alive()
+    return future, calls
+
+
+def test_cancelling_a_scan_stops_it_after_the_current_step(no_progress_bar, asynchronous):
+    motor = fast_motor()
+    future, calls = cancel_mid_step(lambda feedback: scan(motor["position"], feedback, 0 * q.mm, 4 * q.mm, 4))
+    assert future.cancelled() and len(calls) == 1 and motor.position == 0 * q.mm
+
+
+def test_cancelling_a_dscan_puts_the_parameters_back(no_progress_bar, asynchronous):
+    motor = fast_motor(position=5 * q.mm)
+    future, calls = cancel_mid_step(
+        lambda feedback: dscan([(motor["position"], 1 * q.mm, 3 * q.mm)], 2, feedback)
+    )
+    assert future.cancelled() and len(calls) == 1 and motor.position == 5 * q.mm
+
+
+def test_measurements_that_do_not_stack_stay_a_list(no_progress_bar):
+    motor = fast_motor()
+    _, ys = ascan(
+        [(motor["position"], 0 * q.mm, 1 * q.mm)], 1, lambda: (motor.position, 2 * motor.position)
+    ).result(TIMEOUT)
+    assert ys == [(0 * q.mm, 0 * q.mm), (1 * q.mm, 2 * q.mm)]
+
+
+def test_focus_refuses_a_recording_camera(no_progress_bar):
+    from concert.exceptions import StateError
+
+    camera = Camera()
+    with camera.recording():
+        with pytest.raises(StateError, match=r"focus needs Camera#\d+ in standby.*'recording'"):
+            focus(camera, fast_motor()).result(TIMEOUT)
+        assert camera.state == "recording"

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from concert.futures import async_
 from concert.pipelines import broadcast
+from concert.processes.progress import Steps
 
 __all__ = ["Acquisition", "Experiment"]
 
@@ -96,8 +97,11 @@ class Experiment:
         closer = walker.register_logger("concert", logging.INFO, "experiment.log")
         failure: Optional[BaseException] = None
         try:
+            record["outcome"] = "cancelled"
             LOG.info("run %s: %s", run_name, ", ".join(a.name for a in self.acquisitions))
+            steps = Steps()
             for acquisition in self.acquisitions:
+                steps.check()  # cancelling stops the run between acquisitions
                 entry = self._acquire(acquisition)
                 record["acquisitions"].append(entry)
                 if entry["outcome"] != "done":

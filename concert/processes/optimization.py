@@ -13,10 +13,10 @@ from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
-from concert.exceptions import WaitError
+from concert.exceptions import StateError, WaitError
 from concert.futures import async_
 from concert.parameters import ParameterValue
-from concert.processes.progress import progress_bar
+from concert.processes.progress import Steps, progress_bar
 
 __all__ = ["focus", "halver", "optimize_parameter"]
 
@@ -63,7 +63,10 @@ def optimize_parameter(
     a future of ``(x, value)``; the parameter is left at ``x``.
     """
 
+    steps = Steps()
+
     def evaluate(x: Any) -> float:
+        steps.check()  # cancelling stops the search between evaluations
         parameter.write(x)
         return feedback()
 
@@ -88,6 +91,10 @@ def focus(
     ``initial_step`` defaults to 1 mm (1° for rotation) and ``epsilon`` to a
     thousandth of it. Returns a future of ``(position, measure)``.
     """
+    if camera.state != "standby":
+        raise StateError(
+            camera.state, f"focus needs {camera!r} in standby to set its trigger source, not {camera.state!r}"
+        )
     unit = motor["position"].unit
     step = initial_step if initial_step is not None else 1 * unit
     epsilon = epsilon if epsilon is not None else abs(step) / 1000

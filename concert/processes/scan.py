@@ -5,7 +5,8 @@ parallel at every step); ``dscan`` does the same relative to where the
 parameters are, and puts them back afterwards.
 
 ``intervals`` counts the steps *between* the first and last value, so a scan
-visits ``intervals + 1`` points, both ends included.
+visits ``intervals + 1`` points, both ends included. Cancelling a scan's
+future (or Ctrl-C while waiting for it) stops it after the current step.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 
-from concert.futures import async_, resolve
+from concert.futures import async_, on_cancel, resolve
 from concert.parameters import ParameterValue, QuantityValue
-from concert.processes.progress import progress_bar
+from concert.processes.progress import Steps, progress_bar
 
 __all__ = ["ascan", "dscan", "scan"]
 
@@ -31,11 +32,17 @@ def _points(value: ParameterValue, start: Any, stop: Any, intervals: int) -> Any
 
 
 def _stack(values: List[Any]) -> Any:
-    """A list of measurements as one array (a quantity array if they are quantities)."""
-    if values and hasattr(values[0], "units"):
+    """Measurements as one array (a quantity array for quantities), or the list if they do not stack."""
+    if values and all(hasattr(value, "units") for value in values):
         unit = values[0].units
-        return np.array([v.to(unit).magnitude for v in values]) * unit
-    return np.array(values)
+        try:
+            return np.array([value.to(unit).magnitude for value in values]) * unit
+        except Exception:  # mixed dimensions or shapes: keep them as they are
+            return values
+    try:
+        return np.array(values)
+    except (ValueError, TypeError):  # tuples of quantities, ragged sequences ...
+        return values
 
 
 @async_
@@ -48,10 +55,12 @@ def scan(
     returned at each (arrays, quantity arrays for quantities). Each value is
     written as a normal write, so limits, locks and states apply.
     """
+    steps = Steps()
     xs = _points(param, minimum, maximum, intervals)
     ys = []
     with progress_bar(len(xs), f"scan {param.name}") as bar:
         for x in xs:
+            steps.check()
             param.write(x)
             ys.append(feedback())
             bar.update()
@@ -74,10 +83,12 @@ def ascan(
     i-th parameter.
     """
     _check_params(param_list)
+    steps = Steps()
     positions = [_points(value, start, stop, intervals) for value, start, stop in param_list]
     ys = []
     with progress_bar(intervals + 1, "ascan " + ", ".join(value.name for value, _, _ in param_list)) as bar:
         for step in range(intervals + 1):
+            steps.check()
             resolve([value.set(points[step]) for (value, _, _), points in zip(param_list, positions)])
             ys.append(feedback())
             bar.update()
@@ -94,9 +105,12 @@ def dscan(
     set back to where it was.
     """
     _check_params(param_list)
+    inner = []  # the ascan doing the work, cancelled with this dscan
+    on_cancel(lambda: [future.cancel() for future in inner])
     initial = [value.read() for value, _, _ in param_list]
     absolute = [(value, here + start, here + stop) for (value, start, stop), here in zip(param_list, initial)]
     try:
-        return ascan(absolute, intervals, feedback).join().result()
+        inner.append(ascan(absolute, intervals, feedback))
+        return inner[0].result()
     finally:
         resolve([value.set(here) for (value, _, _), here in zip(param_list, initial)])

@@ -204,8 +204,8 @@ class WriteJob:
                 raise StorageError(f"{self!r} has already run")
             self._started = True
         stop = threading.Event()
-        on_cancel(stop.set)
-        return self._run(_until(stop, self._producer))
+        with on_cancel(stop.set):
+            return self._run(_until(stop, self._producer))
 
     def __repr__(self) -> str:
         return f"<WriteJob {self.dsetname!r} in {self.directory!r}>"

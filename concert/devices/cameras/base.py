@@ -275,8 +275,8 @@ class Camera(Device):
             ``'error'``.
         """
         cancelled = threading.Event()
-        on_cancel(cancelled.set)
-        frame = self._next_frame("grab()", timeout, cancelled)
+        with on_cancel(cancelled.set):
+            frame = self._next_frame("grab()", timeout, cancelled)
         if frame is None:
             state = self["state"].read()
             raise StateError(

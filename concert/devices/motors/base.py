@@ -59,12 +59,12 @@ class _Motor(Device):
     @check(source=_RESTING, target=_RESTING)
     @transition(immediate="moving", target="standby")
     def _move_to(self, position: Any) -> None:
-        on_cancel(self._stop_hardware)  # future.cancel() stops the motor
-        try:
-            self._move_hardware(position)
-        except KeyboardInterrupt:  # Ctrl-C during a blocking write in the main thread
-            self._stop_hardware()
-            raise
+        with on_cancel(self._stop_hardware):  # future.cancel() stops the motor
+            try:
+                self._move_hardware(position)
+            except KeyboardInterrupt:  # Ctrl-C during a blocking write in the main thread
+                self._stop_hardware()
+                raise
 
     @async_
     def move(self, delta: Any) -> None:
@@ -92,8 +92,8 @@ class _Motor(Device):
     @check(source=_RESTING, target="standby")
     @transition(immediate="moving", target="standby")
     def _home(self) -> None:
-        on_cancel(self._stop_hardware)
-        self._home_hardware()
+        with on_cancel(self._stop_hardware):
+            self._home_hardware()
 
     @async_
     @check(source="error", target="standby")
