@@ -30,6 +30,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from concurrent.futures import InvalidStateError
 from typing import Any, Callable, Dict, Hashable, Optional, Tuple
 
 from concert import config
@@ -228,14 +229,19 @@ class Dispatcher:
             motor.move(1 * q.mm)
             arrived.result(timeout=10)
 
-        Cancelling the future removes the subscription.
+        Cancelling the future removes the subscription; a future nobody waits
+        for any more should be cancelled, or its subscription stays (and keeps
+        ``sender`` alive) until a matching message arrives.
         """
         future = Future(f"when({sender!r}, {message!r})")
         after = next(self._numbers)
 
         def resolve(actual_sender: Any) -> None:
             if self._number_now > after and not future.done():
-                future.set_result(actual_sender)
+                try:
+                    future.set_result(actual_sender)
+                except InvalidStateError:  # cancelled just now: nothing to resolve
+                    pass
 
         future.add_done_callback(lambda _: self.unsubscribe(sender, message, resolve))
         self.subscribe(sender, message, resolve)
@@ -312,7 +318,8 @@ _instances: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 
 
 def _deliver_queued_at_exit() -> None:
-    deadline = time.monotonic() + config.EXIT_FLUSH_TIMEOUT
+    limit = optional_seconds(config.EXIT_FLUSH_TIMEOUT, "EXIT_FLUSH_TIMEOUT")
+    deadline = time.monotonic() + (3600.0 if limit is None else limit)
     for instance in list(_instances):
         try:
             instance.flush(max(0.0, deadline - time.monotonic()))

@@ -20,11 +20,14 @@ The contract, in one place:
   finished; an :class:`Exception` it raises is stored in the future, not
   raised at the call. ``KeyboardInterrupt`` and other non-``Exception``
   errors propagate.
-* A pool worker that blocks on a future which has not started yet runs it
+* A pool worker that waits on a future which has not started yet runs it
   itself. Nested calls and fan-out wider than the pool therefore never
   deadlock -- as long as the waiting goes through this module (``Future``
-  methods, :func:`wait`, :func:`resolve`). ``concurrent.futures.wait`` knows
-  nothing of this and can deadlock a full pool.
+  methods, :func:`wait`, :func:`resolve`). The price: a timeout bounds the
+  wait for work running elsewhere, but work the waiting worker takes over
+  runs to its end. ``concurrent.futures.wait`` knows nothing of this and can
+  deadlock a full pool, and so can pool work waiting for a lock held by a
+  thread that in turn waits for work queued behind it.
 * A failed future whose exception nobody asked for is logged with its
   traceback when it is garbage-collected; nothing fails silently.
 """
@@ -49,7 +52,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
 from concert import config
 from concert.exceptions import WaitError
 from concert.executor import get_executor, in_worker
-from concert.timeouts import optional_seconds, to_seconds
+from concert.timeouts import optional_seconds
 
 __all__ = [
     "CancelRegistration",
@@ -86,9 +89,10 @@ class Future(concurrent.futures.Future):
     ``name`` is used in messages (``repr``, :class:`~concert.exceptions.WaitError`).
     """
 
-    # Follows the base class's state machine and its one Condition, _condition:
-    # every attribute that changes after creation is guarded by it, except
-    # _work, which is claimed by a single atomic list.pop().
+    # Follows the base class's state machine and its one Condition, _condition,
+    # which guards _cancel_actions and _cancelling once other threads can see
+    # the future. _work is claimed by a single atomic list.pop(); _retrieved
+    # is a flag only ever set to True, so it needs no lock.
 
     # Class-level defaults keep __init__ (and so every call) cheap.
     _cancel_actions: Tuple[Callable[[], Any], ...] = ()  # replaced whole, under _condition
@@ -224,7 +228,7 @@ class Future(concurrent.futures.Future):
 
     def _block(self, timeout: Any) -> None:
         """Wait until done. WaitError on timeout; Ctrl-C cancels and re-raises."""
-        seconds = None if timeout is None else to_seconds(timeout, "timeout")
+        seconds = optional_seconds(timeout, "timeout")
         if self._state in _DONE:
             return
         if self._work and in_worker():
@@ -234,7 +238,7 @@ class Future(concurrent.futures.Future):
                 if not self._condition.wait_for(self._is_done, seconds):
                     raise WaitError(f"{self!r} did not finish within {seconds:g} s")
         except KeyboardInterrupt:
-            self.cancel()
+            _cancel_quietly([self])
             raise
 
     def wait(self, timeout: Any = None) -> Future:
@@ -362,6 +366,20 @@ def on_cancel(action: Callable[[], Any]) -> CancelRegistration:
     return CancelRegistration(future, action)
 
 
+def _cancel_quietly(futures: Iterable[concurrent.futures.Future]) -> None:
+    """Cancel every future (Ctrl-C); log failing cancel actions instead of raising them.
+
+    Used where an interrupt is being handled: the KeyboardInterrupt must stay
+    what the caller sees, and one failing stop must not keep the others from
+    running.
+    """
+    for future in futures:
+        try:
+            future.cancel()
+        except Exception:
+            LOG.exception("cancelling %r after Ctrl-C failed", future)
+
+
 def _run_all(actions: Iterable[Callable[[], Any]]) -> None:
     """Call every action; then raise the first exception any of them raised."""
     first: Optional[BaseException] = None
@@ -393,11 +411,14 @@ def _run_here(future: Future, func: Callable, args: tuple, kwargs: dict) -> None
     except Exception as error:
         future._settle(None, error)
     except BaseException:
-        # Ctrl-C or exit while running synchronously: stop what it was doing.
-        actions = future._cancel_actions
+        # Ctrl-C or exit while running synchronously: stop what it was doing
+        # first, then mark the future cancelled; the interrupt stays what is raised.
+        try:
+            _run_all(reversed(future._cancel_actions))
+        except Exception:
+            LOG.exception("stopping %r after an interrupt failed", future)
         future._cancelling = True
         future._settle(None, None)
-        _run_all(reversed(actions))
         raise
     else:
         future._settle(result, None)
@@ -482,8 +503,7 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
             if not future.done():
                 late.append(future)
     except KeyboardInterrupt:
-        for future in futures:  # Ctrl-C stops everything being waited for
-            future.cancel()
+        _cancel_quietly(futures)  # Ctrl-C stops everything being waited for
         raise
     if late:
         raise WaitError(f"{len(late)} of {len(futures)} futures not done within {seconds:g} s: {late!r}")
@@ -522,6 +542,7 @@ def threaded(func: Callable) -> Callable[..., threading.Thread]:
     @functools.wraps(func)
     def start(*args: Any, **kwargs: Any) -> threading.Thread:
         context = contextvars.copy_context()
+        context.run(_current.set, None)  # the thread is not part of the caller's call
         thread = threading.Thread(
             target=context.run,
             args=(func, *args),

@@ -29,6 +29,7 @@ matters.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
 import itertools
 import threading
@@ -38,6 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from concert import config
 from concert.exceptions import LockError
+from concert.timeouts import optional_seconds
 
 __all__ = ["ExclusiveLock", "Owner", "current_owner", "operation"]
 
@@ -163,9 +165,14 @@ class ExclusiveLock:
             _owner.reset(reset)
             raise
         _entered.set((*_entered.get(), reset))
+        _thread_holders().append(owner)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        _thread_holders().remove(_owner.get())
+        self._leave()
+
+    def _leave(self) -> None:
         resets = _entered.get()
         owner = _owner.get()
         _entered.set(resets[:-1])
@@ -175,26 +182,28 @@ class ExclusiveLock:
     async def __aenter__(self) -> ExclusiveLock:
         import asyncio
 
+        from concert.executor import get_executor
+
         owner = _owner.get() or Owner()
         reset = _owner.set(owner)
-        acquiring = asyncio.get_running_loop().run_in_executor(None, self.hold, owner)
+        acquiring = get_executor().submit(self.hold, owner)
         try:
-            await asyncio.shield(acquiring)
-        except asyncio.CancelledError:
-            try:  # the hold may still succeed in its thread: undo it before giving up
-                await acquiring
-                self.release(owner)
-            finally:
-                _owner.reset(reset)
-            raise
+            await asyncio.shield(asyncio.wrap_future(acquiring))
         except BaseException:
+            # Cancelled (or failed) while waiting: the hold may still succeed in
+            # its thread later; whenever it does, give the lock back at once.
+            acquiring.add_done_callback(lambda done: self._release_if_held(done, owner))
             _owner.reset(reset)
             raise
         _entered.set((*_entered.get(), reset))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self.__exit__(*exc_info)
+        self._leave()  # an async block is held by its task, not by the loop's thread
+
+    def _release_if_held(self, hold: concurrent.futures.Future, owner: Owner) -> None:
+        if not hold.cancelled() and hold.exception() is None:
+            self.release(owner)
 
 
 class operation:  # noqa: N801 - used like the function-style context managers of contextlib
@@ -207,11 +216,12 @@ class operation:  # noqa: N801 - used like the function-style context managers o
     the body runs and no other owner can take them until it ends.
 
     An operation nested in one this thread is already running on the same
-    locks (a write inside a device method, a state check inside a write)
-    needs no bookkeeping and skips the manager: same thread, same owner, and
-    the outer operation keeps every other owner out. This is tracked per
-    thread, not per context, because futures copy the context and may outlive
-    the operation that started them.
+    locks *for the same owner* (a write inside a device method, a state check
+    inside a write) needs no bookkeeping and skips the manager: the outer
+    operation keeps every other owner out. This is tracked per thread and
+    owner, not per context, because futures copy the context and may outlive
+    the operation that started them, and a waiting worker may run another
+    owner's work.
 
     :raises LockError: on a deadlock or when :data:`~concert.config.LOCK_TIMEOUT` expires.
     """
@@ -230,7 +240,7 @@ class operation:  # noqa: N801 - used like the function-style context managers o
             owner = Owner()
             self._reset = _owner.set(owner)
         self._owner = owner
-        self._nested = all(lock in active for lock in locks)
+        self._nested = all((lock, owner) in active for lock in locks)
         if not self._nested:
             try:
                 with _manager:
@@ -242,18 +252,20 @@ class operation:  # noqa: N801 - used like the function-style context managers o
                     _owner.reset(self._reset)
                 raise
         for lock in locks:
-            active[lock] = active.get(lock, 0) + 1
+            key = (lock, owner)
+            active[key] = active.get(key, 0) + 1
         return owner
 
     def __exit__(self, *exc_info: object) -> None:
         active = _thread_operations()
         locks, owner = self._locks, self._owner
         for lock in locks:
-            depth = active[lock] - 1
+            key = (lock, owner)
+            depth = active[key] - 1
             if depth:
-                active[lock] = depth
+                active[key] = depth
             else:
-                del active[lock]
+                del active[key]
         if not self._nested:
             with _manager:
                 for lock in locks:
@@ -270,8 +282,30 @@ class operation:  # noqa: N801 - used like the function-style context managers o
 _local = threading.local()
 
 
-def _thread_operations() -> Dict[ExclusiveLock, int]:
-    """The locks the calling thread is running operations on, with nesting depths (thread-owned)."""
+def _thread_holders() -> List[Owner]:
+    """Owners whose ``with`` blocks the calling thread is inside, innermost last (thread-owned)."""
+    try:
+        return _local.holders
+    except AttributeError:
+        _local.holders = []
+        return _local.holders
+
+
+def _suspended_here(owner: Owner) -> set:
+    """Owners other than ``owner`` whose work the calling thread has suspended to run this.
+
+    A worker waiting on a future runs it in its own thread (see
+    :mod:`concert.futures`); while it does, the owners of the blocks and
+    operations it was in cannot make progress. Waiting for one of them would
+    hang for ever.
+    """
+    owners = {other for _, other in _thread_operations()} | set(_thread_holders())
+    owners.discard(owner)
+    return owners
+
+
+def _thread_operations() -> Dict[Tuple[ExclusiveLock, Owner], int]:
+    """(lock, owner) pairs the calling thread runs operations for, with nesting depths (thread-owned)."""
     try:
         return _local.operations
     except AttributeError:
@@ -283,7 +317,7 @@ def _wait_until_free(wanted: Tuple[Tuple[ExclusiveLock, bool], ...], owner: Owne
     # Caller holds _manager. `wanted` is ((lock, exclusive), ...).
     if not any(lock._blockers(owner, exclusive) for lock, exclusive in wanted):
         return
-    timeout = config.LOCK_TIMEOUT
+    timeout = optional_seconds(config.LOCK_TIMEOUT, "LOCK_TIMEOUT")
     deadline = None if timeout is None else time.monotonic() + timeout
     waiting = _waiting.setdefault(owner, [])
     try:
@@ -292,6 +326,13 @@ def _wait_until_free(wanted: Tuple[Tuple[ExclusiveLock, bool], ...], owner: Owne
             if not blocked:
                 return
             lock, exclusive = blocked[0]
+            suspended = _suspended_here(owner) & set(lock._blockers(owner, exclusive))
+            if suspended:
+                raise LockError(
+                    f"deadlock: {owner} wants {lock.name}, which {', '.join(map(str, suspended))} has; "
+                    "that owner waits in this very thread for this work to finish. Do not wait, inside "
+                    "a with-block or a device operation, for work that needs the same device"
+                )
             cycle = _find_cycle(owner, lock, exclusive)
             if cycle is not None:
                 blocker, waited = cycle

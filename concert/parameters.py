@@ -317,7 +317,7 @@ class ParameterValue:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._lock.__exit__(*exc_info)
+        await self._lock.__aexit__(*exc_info)
 
 
 Parameter.value_class = ParameterValue

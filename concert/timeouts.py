@@ -37,5 +37,8 @@ def to_seconds(value: Any, what: str) -> float:
 
 
 def optional_seconds(value: Any, what: str) -> Optional[float]:
-    """Like :func:`to_seconds`, but ``None`` (wait forever) stays ``None``."""
-    return None if value is None else to_seconds(value, what)
+    """Like :func:`to_seconds`, but ``None`` and infinity both mean "wait forever": ``None``."""
+    if value is None:
+        return None
+    seconds = to_seconds(value, what)
+    return None if math.isinf(seconds) else seconds

@@ -498,3 +498,24 @@ def test_every_cancel_action_runs_even_if_one_fails(asynchronous):
         future.cancel()
     assert calls == ["failing", "outer"]
     future.result(TIMEOUT)  # the failed cancel left it running to its end
+
+
+def test_infinite_timeout_means_wait_for_ever():
+    import math
+
+    assert double(2).result(math.inf) == 4
+    assert double(2).result(float("inf") * q.s) == 4
+    resolve([double(1)], math.inf)
+
+
+def test_threaded_code_is_not_part_of_the_calling_call(asynchronous):
+    seen = []
+
+    @async_
+    def outer():
+        thread = threaded(lambda: seen.append(current_future()))()
+        thread.join(TIMEOUT)
+        return current_future()
+
+    me = outer().result(TIMEOUT)
+    assert me is not None and seen == [None]

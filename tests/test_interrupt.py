@@ -78,3 +78,33 @@ def test_sigint_during_synchronous_call_runs_cancel_action(synchronous):
     with pytest.raises(KeyboardInterrupt):
         move()
     assert stopped.is_set()
+
+
+def test_sigint_keeps_the_interrupt_and_stops_everything_even_if_a_stop_fails(asynchronous, log_of):
+    records = log_of("concert.futures").records
+    moves = [make_move() for _ in range(2)]
+    broken_started = threading.Event()
+    release = threading.Event()
+
+    def broken_stop():
+        raise RuntimeError("stop failed")
+
+    @async_
+    def broken():
+        on_cancel(broken_stop)
+        broken_started.set()
+        assert release.wait(TIMEOUT)
+
+    futures = [broken()] + [move() for move, _, _ in moves]
+    assert broken_started.wait(TIMEOUT)
+    for _, started, _ in moves:
+        assert started.wait(TIMEOUT)
+    timer = interrupt_after(0.05)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            wait(futures, TIMEOUT)
+    finally:
+        timer.join(TIMEOUT)
+        release.set()
+    assert all(stopped.is_set() for _, _, stopped in moves)  # the failing stop did not keep these running
+    assert any("stop failed" in str(r.exc_info[1]) for r in records if r.exc_info)

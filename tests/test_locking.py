@@ -346,3 +346,76 @@ def test_restore_retries_linked_parameters_and_keeps_refused_values():
     with pytest.raises(Exception, match="hardware limit"):
         window["width"].restore().join(TIMEOUT)
     assert window["width"]._stashed == [10 * q.mm]  # still there for a later restore
+
+
+def test_cancelled_async_with_never_leaves_the_lock_held(motor, asynchronous):
+    """A task cancelled while waiting for the lock gives it back once the wait succeeds."""
+    release = threading.Event()
+    holder, _ = in_thread(lambda: _hold_until(motor, release))
+    busy_wait(lambda: motor._exclusive.holder is not None, sleep_time=0.001, timeout=TIMEOUT)
+
+    async def main():
+        waiting = asyncio.ensure_future(_async_block(motor, Simple()))
+        while motor._exclusive.waiters() == 0:
+            await asyncio.sleep(0.001)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, TIMEOUT)  # the task ends at once, lock or not
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    release.set()
+    holder.join(TIMEOUT)
+    busy_wait(lambda: motor._exclusive.holder is None, sleep_time=0.001, timeout=TIMEOUT)
+    with motor:  # and anybody can have it again
+        motor.position = 1 * q.mm
+
+
+def test_lock_timeout_accepts_a_quantity(motor):
+    previous = config.LOCK_TIMEOUT
+    config.LOCK_TIMEOUT = 50 * q.ms
+    try:
+        with motor:
+            writer, written = in_thread(setattr, motor, "position", 1 * q.mm)
+            writer.join(TIMEOUT)
+        assert isinstance(written["error"], LockError) and "0.05 s" in str(written["error"])
+    finally:
+        config.LOCK_TIMEOUT = previous
+
+
+STOLEN = """
+import contextvars, threading
+from concert.exceptions import LockError
+from concert.futures import async_
+from concert.locking import ExclusiveLock, operation
+
+lock = ExclusiveLock("dev")
+box, ready = [], threading.Event()
+
+@async_
+def foreign_write():
+    with operation((lock,)):
+        return "wrote"
+
+@async_
+def method():
+    with lock:
+        with operation((lock,)):
+            ready.wait(30)
+            return box[0].result(timeout=30)   # the pending write is run here, by this worker
+
+outer = method()
+box.append(contextvars.Context().run(foreign_write))   # another owner
+ready.set()
+try:
+    print(outer.result(timeout=30))
+except LockError as error:
+    print("LockError:", error)
+"""
+
+
+def test_stolen_work_of_another_owner_never_slips_past_a_held_lock():
+    from tests.conftest import run_python
+
+    result = run_python(STOLEN, {"CONCERT_MAX_WORKERS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("LockError: deadlock") and "this very thread" in result.stdout

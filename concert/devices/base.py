@@ -41,7 +41,7 @@ class Device(Parameterizable):
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        self._exclusive.__exit__(*exc_info)
+        await self._exclusive.__aexit__(*exc_info)
 
     def abort(self) -> None:
         """Stop the current operation: call :meth:`_abort`, then cancel the running operations.
