@@ -48,8 +48,14 @@ def _builtin_commands() -> List[SubCommand]:
 def _extension_commands(known: Sequence[str]) -> List[SubCommand]:
     from importlib.metadata import entry_points
 
+    every = entry_points()  # Python 3.10+ selects by group; 3.9 returns a dict of groups
+    group = (
+        every.select(group="concert.subcommands")
+        if hasattr(every, "select")
+        else every.get("concert.subcommands", [])
+    )
     found = []
-    for entry in entry_points(group="concert.subcommands"):
+    for entry in group:
         if entry.name in known:
             continue
         try:

@@ -24,13 +24,7 @@ from typing import Any, Dict, Iterator, Optional, TextIO
 
 from concert import config
 from concert.cli import SubCommand
-from concert.devices.cameras.dummy import Camera
-from concert.devices.motors.dummy import RotationMotor
-from concert.devices.shutters.dummy import Shutter
 from concert.dispatcher import ANY, dispatcher
-from concert.pipelines import Average
-from concert.processes.experiment import Acquisition, Experiment
-from concert.quantities import q
 
 __all__ = ["DemoCommand", "run_demo"]
 
@@ -82,32 +76,33 @@ class _MessagePrinter:
 
 
 def _frames(
-    camera: Camera, count: int, description: Optional[str] = None, motor: Any = None, angles: Any = None
+    camera: Any, count: int, description: Optional[str] = None, motor: Any = None, angles: Any = None
 ):
     """A producer factory: ``count`` frames, triggered one by one, with the motor at ``angles``."""
 
     def produce() -> Iterator[Any]:
-        from tqdm import tqdm
+        from concert.processes.progress import progress_bar
 
-        steps = range(count)
-        bar = tqdm(
-            total=count, desc=description, disable=not (description and config.PROGRESS_BAR), leave=False
-        )
-        with bar:
-            for index in steps:
+        bar = progress_bar(count, description) if description else None
+        try:
+            for index in range(count):
                 if motor is not None:
                     motor.position = angles[index]
                 camera.trigger().join(30)
                 frame = camera.grab(timeout=30).result(30)
                 if motor is not None:
-                    frame.metadata["angle_deg"] = float(angles[index].to(q.deg).magnitude)
-                bar.update()
+                    frame.metadata["angle_deg"] = float(angles[index].m_as("deg"))
+                if bar is not None:
+                    bar.update()
                 yield frame
+        finally:
+            if bar is not None:
+                bar.close()
 
     return produce
 
 
-def _switch(shutter: Shutter, state: str) -> None:
+def _switch(shutter: Any, state: str) -> None:
     if shutter.state != state:
         (shutter.open() if state == "open" else shutter.close()).join(30)
 
@@ -122,6 +117,12 @@ def run_demo(
     """Run the demo experiment, writing below ``directory`` (default: a fresh one); return its summary."""
     from prettytable import PrettyTable
 
+    from concert.devices.cameras.dummy import Camera
+    from concert.devices.motors.dummy import RotationMotor
+    from concert.devices.shutters.dummy import Shutter
+    from concert.pipelines import Average
+    from concert.processes.experiment import Acquisition, Experiment
+    from concert.quantities import q
     from concert.storage import DirectoryWalker
 
     directory = os.path.abspath(directory or fresh_directory())
@@ -136,29 +137,22 @@ def run_demo(
     walker = DirectoryWalker(root=directory, bytes_per_file=int(frame_bytes * 8))  # 8 frames per file
     average = Average()
 
-    def closed_then(count: int):
-        frames = _frames(camera, count)
+    def after(state: str, produce_frames):
+        """A producer factory that first puts the shutter into ``state``."""
 
         def produce():
-            _switch(shutter, "closed")
-            return frames()
-
-        return produce
-
-    def opened_then(produce_frames):
-        def produce():
-            _switch(shutter, "open")
+            _switch(shutter, state)
             return produce_frames()
 
         return produce
 
     experiment = Experiment(
         [
-            Acquisition("darks", closed_then(darks)),
-            Acquisition("flats", opened_then(_frames(camera, flats))),
+            Acquisition("darks", after("closed", _frames(camera, darks))),
+            Acquisition("flats", after("open", _frames(camera, flats))),
             Acquisition(
                 "projections",
-                opened_then(_frames(camera, projections, "projections", motor, angles)),
+                after("open", _frames(camera, projections, "projections", motor, angles)),
                 consumers=[average],
             ),
         ],

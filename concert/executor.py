@@ -52,11 +52,9 @@ class Pool(ThreadPoolExecutor):
 _pool: Optional[Pool] = None
 _creation_lock = threading.Lock()
 _worker_numbers = itertools.count()
-_local = threading.local()
 
 
 def _initialise_worker() -> None:
-    _local.is_worker = True
     threading.current_thread().name = f"concert-worker-{next(_worker_numbers)}"
 
 
@@ -67,15 +65,6 @@ def get_executor() -> Pool:
     if pool is None:
         with _creation_lock:
             if _pool is None:
-                _pool = Pool(
-                    max_workers=config.MAX_WORKERS,
-                    thread_name_prefix="concert-worker",
-                    initializer=_initialise_worker,
-                )
+                _pool = Pool(max_workers=config.MAX_WORKERS, initializer=_initialise_worker)
             pool = _pool
     return pool
-
-
-def in_worker() -> bool:
-    """Return whether the calling thread is one of the pool's workers."""
-    return getattr(_local, "is_worker", False)

@@ -20,16 +20,19 @@ The contract, in one place:
   finished; an :class:`Exception` it raises is stored in the future, not
   raised at the call. ``KeyboardInterrupt`` and other non-``Exception``
   errors propagate.
-* A pool worker that waits on a future which has not started yet runs it
-  itself. Nested calls and fan-out wider than the pool therefore never
-  deadlock -- as long as the waiting goes through this module (``Future``
+* A thread that waits on a future which has not started yet runs it
+  itself -- a pool worker, a pipeline's thread, a handler: any thread but
+  the main one, where Ctrl-C must interrupt the wait rather than the work.
+  Nested calls and fan-out wider than the pool therefore never deadlock, and
+  neither does work submitted from outside the pool while every worker
+  waits -- as long as the waiting goes through this module (``Future``
   methods, :func:`wait`, :func:`resolve`). The price: a timeout bounds the
-  wait for work running elsewhere, but work the waiting worker takes over
-  runs to its end. ``concurrent.futures.wait`` knows nothing of this and can
-  deadlock a full pool, and so can pool work waiting for a lock held by a
-  thread that in turn waits for work queued behind it.
+  wait for work running elsewhere, but work the waiting thread takes over
+  runs to its end. ``concurrent.futures.wait`` knows nothing of this.
 * A failed future whose exception nobody asked for is logged with its
   traceback when it is garbage-collected; nothing fails silently.
+* While a decorated call waits for another future, cancelling the call
+  cancels that future too: a ``focus`` waiting for its optimisation stops it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
 
 from concert import config
 from concert.exceptions import WaitError
-from concert.executor import get_executor, in_worker
+from concert.executor import get_executor
 from concert.timeouts import optional_seconds
 
 __all__ = [
@@ -70,6 +73,7 @@ LOG = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _DONE = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED))
+_MAIN_THREAD = threading.main_thread()
 
 #: The future whose function is running in this context (None outside one).
 _current: contextvars.ContextVar[Optional[Future]] = contextvars.ContextVar(
@@ -180,7 +184,7 @@ class Future(concurrent.futures.Future):
         with self._condition:
             actions = list(self._cancel_actions)
             for index in range(len(actions) - 1, -1, -1):
-                if actions[index] is action:
+                if actions[index] == action:  # equal, so a bound method matches itself
                     del actions[index]
                     self._cancel_actions = tuple(actions)
                     return
@@ -231,15 +235,22 @@ class Future(concurrent.futures.Future):
         seconds = optional_seconds(timeout, "timeout")
         if self._state in _DONE:
             return
-        if self._work and in_worker():
-            self._execute()  # a blocked worker runs what it waits for: no deadlock
+        waiter = _current.get()
+        linked = waiter is not None and waiter is not self
+        if linked:
+            waiter.add_cancel_action(self.cancel)  # cancelling the waiting call cancels this
         try:
+            if self._work and threading.current_thread() is not _MAIN_THREAD:
+                self._execute()  # a blocked thread runs what it waits for: no deadlock
             with self._condition:
                 if not self._condition.wait_for(self._is_done, seconds):
                     raise WaitError(f"{self!r} did not finish within {seconds:g} s")
         except KeyboardInterrupt:
             _cancel_quietly([self])
             raise
+        finally:
+            if linked:
+                waiter.remove_cancel_action(self.cancel)
 
     def wait(self, timeout: Any = None) -> Future:
         """Block until done and return this future (so ``f.wait().result()`` works).

@@ -50,16 +50,17 @@ class _Failure:
 
 
 class _Stream:
-    """The iterable one consumer gets: items from its queue until end of stream."""
+    """The iterable one consumer gets: items from its queue until end of stream (or cancellation)."""
 
-    def __init__(self, items: queue.Queue[Any]) -> None:
-        self._items = items
+    def __init__(self, outlet: _Outlet) -> None:
+        self._outlet = outlet
 
     def __iter__(self) -> Iterator[Any]:
-        get = self._items.get
+        get = self._outlet.items.get
+        cancelled = self._outlet.cancelled
         while True:
             item = get()
-            if item is _END:
+            if item is _END or cancelled.is_set():
                 return
             if type(item) is _Failure:
                 raise item.error
@@ -77,20 +78,30 @@ class _Outlet:
         self.consumer = consumer
         self.items: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.dead = False
+        self.cancelled = threading.Event()
         name = getattr(consumer, "__qualname__", None) or type(consumer).__qualname__
         self.future = Future(f"broadcast consumer {name}")
         self.future.set_running_or_notify_cancel()
+        self.future.add_cancel_action(self._cancel)
         self.thread = threading.Thread(target=self._run, name=f"concert-consumer-{name}", daemon=True)
+
+    def _cancel(self) -> None:
+        # The consumer's stream ends at the next item; wake it if it waits for one.
+        self.cancelled.set()
+        try:
+            self.items.put_nowait(_END)
+        except queue.Full:
+            pass
 
     def _run(self) -> None:
         try:
-            result = self.consumer(_Stream(self.items))
+            result = self.consumer(_Stream(self))
         except BaseException as error:
             self.dead = True
-            self.future.set_exception(error)
+            self.future._settle(None, error)
         else:
             self.dead = True
-            self.future.set_result(result)
+            self.future._settle(result, None)
         finally:
             self._discard_queued()
 
@@ -120,21 +131,31 @@ def broadcast(
     Each future resolves with what its consumer returned, or fails with what
     it (or the producer) raised. See the module documentation for the rules.
 
-    :raises ValueError: if ``queue_size`` is smaller than 1.
+    Cancelling a future (or Ctrl-C while waiting for it) ends that
+    consumer's stream; once every consumer has ended, the producer is no
+    longer pulled and is closed.
+
+    :raises ValueError: if ``queue_size`` is smaller than 1 or there is no consumer.
     """
     if queue_size < 1:
         raise ValueError(f"broadcast: queue_size={queue_size!r} must be at least 1")
+    if not consumers:
+        raise ValueError("broadcast: no consumer to feed")
     outlets = [_Outlet(consumer, queue_size) for consumer in consumers]
     for outlet in outlets:
         outlet.thread.start()
 
     def distribute() -> None:
+        items = iter(producer)
         try:
-            for item in producer:
+            for item in items:
                 for outlet in outlets:
                     outlet.put(item)
                 if all(outlet.dead for outlet in outlets):
-                    return  # nobody listens any more: stop pulling frames
+                    close = getattr(items, "close", None)
+                    if close is not None:
+                        close()  # nobody listens any more: stop the producer (a camera stream, say)
+                    return
         except BaseException as error:
             for outlet in outlets:
                 outlet.put(_Failure(error))
@@ -159,8 +180,9 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
     whose ``data`` is ``None``. ``queue_size`` bounds the queue (0: unbounded).
     Returns the future of ``func``'s result; if the producer fails, the
     future fails with the producer's exception once ``func`` has returned
-    (the end item still arrives, so ``func`` never waits for ever). Under
-    DISABLE_ASYNC it is finished on return.
+    (the end item still arrives). Once ``func`` has returned or raised, the
+    producer is no longer pulled. Under DISABLE_ASYNC the future is finished
+    on return.
     """
     from concert.utils import PrioItem
 
@@ -169,22 +191,38 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
     future.set_running_or_notify_cancel()
 
     failure: List[BaseException] = []  # written by the feeding thread before the end item
+    finished = threading.Event()  # set once func has returned or raised: stop feeding
+
+    def put(item: Any) -> bool:
+        while not finished.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def feed() -> None:
+        stream = iter(producer)
         try:
-            for item in producer:
-                items.put(PrioItem(priority=0, data=item))
+            for item in stream:
+                if not put(PrioItem(priority=0, data=item)):
+                    close = getattr(stream, "close", None)
+                    if close is not None:
+                        close()
+                    return
         except BaseException as error:
             failure.append(error)
-        finally:
-            items.put(PrioItem(priority=math.inf, data=None))
+        put(PrioItem(priority=math.inf, data=None))
 
     def consume() -> None:
         try:
             result = func(items, *args)
         except BaseException as error:
+            finished.set()
             future.set_exception(error)
             return
+        finished.set()
         feeder.join()
         if failure:
             future.set_exception(failure[0])
@@ -229,11 +267,12 @@ class Average:
     """Average frames pixel by pixel; calling returns the average image (float64).
 
     :attr:`average` holds the result and :attr:`count` the number of frames.
-    Integer frames of up to 16 bits are summed exactly in a 32-bit accumulator
-    (spilled into float64 every 65536 frames): half the memory traffic of a
-    float64 sum, which matters when a writer shares the memory bus.
+    Unsigned integer frames of up to 16 bits are summed exactly in a 32-bit
+    accumulator (spilled into float64 every 65536 frames): half the memory
+    traffic of a float64 sum, which matters when a writer shares the memory
+    bus. Signed ones are summed in 64 bits, others in float64.
 
-    :raises ValueError: if the producer is empty or frames differ in shape.
+    :raises ValueError: if the producer is empty or frames differ in shape or dtype.
     """
 
     _SPILL = 65536  # uint16 frames that always fit a uint32 sum
@@ -250,13 +289,15 @@ class Average:
         for frame in producer:
             frame = np.asarray(frame)
             if shape is None:
-                shape = frame.shape
+                shape, first_dtype = frame.shape, frame.dtype
                 small_integers = frame.dtype.kind in "ui" and frame.dtype.itemsize <= 2
                 dtype = np.int64 if frame.dtype.kind == "i" else np.uint32
                 partial = np.zeros(shape, dtype=dtype if small_integers else np.float64)
                 total = np.zeros(shape, dtype=np.float64) if small_integers else partial
             elif frame.shape != shape:
                 raise ValueError(f"Average: frame {count} has shape {frame.shape}, expected {shape}")
+            elif frame.dtype != first_dtype:
+                raise ValueError(f"Average: frame {count} is {frame.dtype}, the first was {first_dtype}")
             np.add(partial, frame, out=partial, casting="unsafe")
             count += 1
             if partial is not total and count % self._SPILL == 0:

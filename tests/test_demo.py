@@ -74,3 +74,21 @@ def test_version_and_help(capsys):
     assert main([]) == 2 and "demo" in capsys.readouterr().out
     with pytest.raises(NotImplementedError, match="'nothing'"):
         type("Nothing", (SubCommand,), {"name": "nothing"})().run(None)
+
+
+def test_demo_runs_with_a_small_pool(tmp_path):
+    environment = {"CONCERT_MAX_WORKERS": "1"}
+    result = subprocess.run(
+        [concert_command(), "demo", "--projections", "4"],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("CONCERT_")},
+            **environment,
+            "CONCERT_PROGRESS_BAR": "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Wrote 12 frames" in result.stdout

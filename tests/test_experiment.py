@@ -124,3 +124,30 @@ def test_a_cancelled_run_stops_between_acquisitions_and_is_recorded(asynchronous
     assert run.cancelled()
     record = json.loads(walker.json_files["scan_0000/experiment.json"])
     assert record["outcome"] == "cancelled" and [a["name"] for a in record["acquisitions"]] == ["first"]
+
+
+@pytest.mark.parametrize("name", ["flats/raw", "..", "."])
+def test_acquisition_names_are_plain_directory_names(name):
+    with pytest.raises(ValueError, match="plain directory name"):
+        Acquisition(name, list)
+
+
+@pytest.mark.parametrize("name_fmt", ["tomo", "runs/scan_{:>04}"])
+def test_run_names_need_a_number_field_and_one_level(name_fmt):
+    with pytest.raises(ValueError, match="name_fmt"):
+        Experiment([Acquisition("darks", frames(1, 0))], DummyWalker(), name_fmt=name_fmt)
+
+
+def test_the_walker_ends_where_it_started_even_after_a_failure(tmp_path):
+    walker = DirectoryWalker(root=str(tmp_path))
+    walker.descend("beamtime")
+    start = walker.current
+
+    def broken():
+        raise OSError("shutter stuck")
+
+    with pytest.raises(OSError):
+        Experiment([Acquisition("flats", broken)], walker).run().result(TIMEOUT)
+    assert walker.current == start
+    Experiment([Acquisition("flats", frames(2, 0))], walker).run().result(TIMEOUT)
+    assert sorted(p.name for p in (tmp_path / "beamtime").iterdir()) == ["scan_0000", "scan_0001"]

@@ -201,3 +201,51 @@ def test_feed_queue_reports_a_failing_producer():
 
     with pytest.raises(OSError, match="lost at frame 2"):
         feed_queue(Counting(5, fail_at=2), drain).result(TIMEOUT)
+
+
+def test_broadcast_needs_a_consumer():
+    with pytest.raises(ValueError, match="no consumer"):
+        broadcast(range(3))
+
+
+def test_cancelling_a_consumer_ends_its_stream_and_closes_an_abandoned_producer(asynchronous):
+    import itertools
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            yield from itertools.count()
+        finally:
+            closed.set()
+
+    started = threading.Event()
+
+    def listener(items):
+        for _ in items:
+            started.set()
+
+    [future] = broadcast(endless(), listener, queue_size=2)
+    assert started.wait(TIMEOUT)
+    assert future.cancel() and future.cancelled()
+    assert closed.wait(TIMEOUT), "the producer was not closed once nobody listened"
+
+
+def test_feed_queue_never_hangs_on_a_failing_or_early_func():
+    import itertools
+
+    def fail(items):
+        items.get(timeout=TIMEOUT)
+        raise KeyError("consumer gave up")
+
+    def first(items):
+        return items.get(timeout=TIMEOUT).data
+
+    with pytest.raises(KeyError):
+        feed_queue(itertools.count(), fail, queue_size=2).result(TIMEOUT)
+    assert feed_queue(itertools.count(), first, queue_size=2).result(TIMEOUT) == 0
+
+
+def test_average_refuses_mixed_types():
+    with pytest.raises(ValueError, match="frame 1 is float64, the first was uint16"):
+        Average()([np.zeros(2, dtype=np.uint16), np.full(2, 0.7)])

@@ -191,3 +191,22 @@ def test_focus_refuses_a_recording_camera(no_progress_bar):
         with pytest.raises(StateError, match=r"focus needs Camera#\d+ in standby.*'recording'"):
             focus(camera, fast_motor()).result(TIMEOUT)
         assert camera.state == "recording"
+
+
+def test_cancelling_focus_stops_its_search(no_progress_bar, asynchronous):
+    import threading
+
+    motor = fast_motor()
+    camera = FocusCamera(motor)
+    evaluated = threading.Event()
+    original = camera._grab_real
+
+    def counting(timeout):
+        evaluated.set()
+        return original(timeout)
+
+    camera._grab_real = counting
+    future = focus(camera, motor, initial_step=1 * q.mm, epsilon=1e-9 * q.mm, max_iterations=100_000)
+    assert evaluated.wait(TIMEOUT)
+    assert future.cancel()
+    assert future.cancelled() and camera.state == "standby"

@@ -10,8 +10,9 @@ order. Each run:
   ``name_fmt`` with the first index not taken yet (``scan_0000``,
   ``scan_0001`` ...): a run never writes into an earlier one;
 * writes each acquisition's frames through the walker into a directory named
-  after the acquisition, while feeding them to the acquisition's extra
-  consumers (an :class:`~concert.pipelines.Average`, say) with
+  after the acquisition (the walker itself stays at the run's directory),
+  while feeding them to the acquisition's extra consumers (an
+  :class:`~concert.pipelines.Average`, say) with
   :func:`~concert.pipelines.broadcast`;
 * logs what happens (logger ``concert``) to ``experiment.log`` in the run's
   directory;
@@ -23,8 +24,10 @@ order. Each run:
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from concurrent.futures import CancelledError
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from concert.futures import async_
 from concert.pipelines import broadcast
@@ -49,8 +52,10 @@ class Acquisition:
         producer: Callable[[], Iterable[Any]],
         consumers: Sequence[Callable[[Iterable[Any]], Any]] = (),
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"an acquisition needs a non-empty name, not {name!r}")
+        if not isinstance(name, str) or not name or "/" in name or os.sep in name or name in (".", ".."):
+            raise ValueError(
+                f"an acquisition needs a non-empty name (one plain directory name), not {name!r}"
+            )
         self.name = name
         self.producer = producer
         self.consumers = tuple(consumers)
@@ -62,7 +67,9 @@ class Acquisition:
 class Experiment:
     """Run :class:`Acquisition` objects in order, writing through ``walker`` (see the module docs).
 
-    :raises ValueError: for duplicate acquisition names (they would share a directory).
+    :raises ValueError: for duplicate acquisition names (they would share a
+        directory), or a ``name_fmt`` that is not one directory name with a
+        ``{}`` field for the run's number.
     """
 
     def __init__(
@@ -72,6 +79,10 @@ class Experiment:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"acquisition names must differ; repeated: {', '.join(duplicates)}")
+        if "{" not in name_fmt or "/" in name_fmt or os.sep in name_fmt:
+            raise ValueError(
+                f"name_fmt={name_fmt!r} must be one directory name with a {{}} field for the run"
+            )
         self.acquisitions = list(acquisitions)
         self.walker = walker
         self.name_fmt = name_fmt
@@ -84,73 +95,77 @@ class Experiment:
 
     @async_
     def run(self) -> Dict[str, Any]:
-        """Run every acquisition once; return a future of the run's record (what goes to JSON)."""
+        """Run every acquisition once; return a future of the run's record (what goes to JSON).
+
+        Cancelling the future stops the run between acquisitions. Whatever
+        happens, the walker ends where it started and ``experiment.json`` is
+        written with the outcome (``done``, ``failed: ...`` or ``cancelled``).
+        """
         walker = self.walker
         run_name = self._next_run_name()
-        walker.descend(run_name)
         record: Dict[str, Any] = {
             "run": run_name,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "acquisitions": [],
             "outcome": "running",
         }
-        closer = walker.register_logger("concert", logging.INFO, "experiment.log")
-        failure: Optional[BaseException] = None
+        walker.descend(run_name)
         try:
-            record["outcome"] = "cancelled"
-            LOG.info("run %s: %s", run_name, ", ".join(a.name for a in self.acquisitions))
-            steps = Steps()
-            for acquisition in self.acquisitions:
-                steps.check()  # cancelling stops the run between acquisitions
-                entry = self._acquire(acquisition)
-                record["acquisitions"].append(entry)
-                if entry["outcome"] != "done":
-                    failure = entry.pop("_error")
-                    break
-            record["outcome"] = "failed" if failure is not None else "done"
+            closer = walker.register_logger("concert", logging.INFO, "experiment.log")
+            try:
+                LOG.info("run %s: %s", run_name, ", ".join(a.name for a in self.acquisitions))
+                steps = Steps()
+                for acquisition in self.acquisitions:
+                    steps.check()  # cancelling stops the run between acquisitions
+                    entry, error = self._acquire(acquisition)
+                    record["acquisitions"].append(entry)
+                    if error is not None:
+                        raise error
+                record["outcome"] = "done"
+            except CancelledError:
+                record["outcome"] = "cancelled"
+                raise
+            except BaseException:
+                record["outcome"] = "failed"  # what failed is in the acquisition's entry
+                raise
+            finally:
+                record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                LOG.info("run %s %s", run_name, record["outcome"])
+                closer.close()
+                try:
+                    walker.log_to_json(record)
+                except Exception:  # must not hide what ended the run
+                    LOG.exception("run %s: experiment.json could not be written", run_name)
         finally:
-            record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            LOG.info("run %s %s", run_name, record["outcome"])
-            closer.close()
-            walker.log_to_json(record)
             walker.ascend()
-        if failure is not None:
-            raise failure
         return record
 
-    def _acquire(self, acquisition: Acquisition) -> Dict[str, Any]:
+    def _acquire(self, acquisition: Acquisition) -> Tuple[Dict[str, Any], Optional[BaseException]]:
         walker = self.walker
         entry: Dict[str, Any] = {"name": acquisition.name}
+        error: Optional[BaseException] = None
         begin = time.monotonic()
-        walker.descend(acquisition.name)
         try:
             LOG.info("acquisition %s started", acquisition.name)
             frames = acquisition.producer()
-            futures = broadcast(frames, _written_through(walker), *acquisition.consumers)
-            errors: List[BaseException] = []
-            for future in futures:
-                error = future.exception()
-                if error is not None:
-                    errors.append(error)
-            entry["frames"] = futures[0].result() if futures[0].exception() is None else None
-            if errors:
-                raise errors[0]
+
+            def write(stream: Iterable[Any]) -> int:
+                # Runs in its own broadcast thread, holding no pool worker; writes
+                # into the acquisition's directory without moving the walker.
+                return walker.create_writer(stream, name=acquisition.name)()
+
+            futures = broadcast(frames, write, *acquisition.consumers)
+            errors = [future.exception() for future in futures]
+            entry["frames"] = futures[0].result() if errors[0] is None else None
+            error = next((e for e in errors if e is not None), None)
+            if error is not None:
+                raise error
             entry["outcome"] = "done"
             LOG.info("acquisition %s: %s frames", acquisition.name, entry["frames"])
-        except Exception as error:
+        except Exception as failure:
             LOG.exception("acquisition %s failed", acquisition.name)
-            entry["outcome"] = f"failed: {type(error).__name__}: {error}"
-            entry["_error"] = error
+            entry["outcome"] = f"failed: {type(failure).__name__}: {failure}"
+            error = failure
         finally:
             entry["seconds"] = round(time.monotonic() - begin, 6)
-            walker.ascend()
-        return entry
-
-
-def _written_through(walker: Any) -> Callable[[Iterable[Any]], Any]:
-    """A broadcast consumer writing its stream as the walker's dataset at its current position."""
-
-    def write(frames: Iterable[Any]) -> Any:
-        return walker.write(frames).result()
-
-    return write
+        return entry, error

@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 
-from concert.futures import async_, on_cancel, resolve
+from concert.futures import async_, resolve
 from concert.parameters import ParameterValue, QuantityValue
 from concert.processes.progress import Steps, progress_bar
 
@@ -105,12 +105,9 @@ def dscan(
     set back to where it was.
     """
     _check_params(param_list)
-    inner = []  # the ascan doing the work, cancelled with this dscan
-    on_cancel(lambda: [future.cancel() for future in inner])
     initial = [value.read() for value, _, _ in param_list]
     absolute = [(value, here + start, here + stop) for (value, start, stop), here in zip(param_list, initial)]
     try:
-        inner.append(ascan(absolute, intervals, feedback))
-        return inner[0].result()
+        return ascan(absolute, intervals, feedback).result()  # cancelling this cancels the ascan
     finally:
         resolve([value.set(here) for (value, _, _), here in zip(param_list, initial)])
