@@ -33,6 +33,9 @@ The contract, in one place:
   traceback when it is garbage-collected; nothing fails silently.
 * While a decorated call waits for another future, cancelling the call
   cancels that future too: a ``focus`` waiting for its optimisation stops it.
+* A function that raises :class:`~concurrent.futures.CancelledError` (a
+  cancelled step, an operation fenced off by a device's ``abort()``) leaves
+  its future cancelled, not failed.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class Future(concurrent.futures.Future):
     def _settle(self, result: Any, error: Optional[BaseException]) -> None:
         """Move a running future to its final state: one lock, callbacks after it."""
         with self._condition:
-            cancelled = self._cancelling
+            cancelled = self._cancelling or isinstance(error, CancelledError)
             if cancelled:
                 self._state = CANCELLED_AND_NOTIFIED
                 for waiter in self._waiters:

@@ -36,6 +36,7 @@ import itertools
 import math
 from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple
 
+from concert import fences
 from concert.dispatcher import dispatcher
 from concert.exceptions import (
     AccessorNotImplementedError,
@@ -212,7 +213,8 @@ class ParameterValue:
         value = self._validate(value)
         device_lock = getattr(self._instance, "_exclusive", None)
         locks = (self._lock,) if device_lock is None else (device_lock, self._lock)
-        with operation(locks):
+        with fences.fence(self._instance, f"writing {self.name}"), operation(locks):
+            fences.check(self._instance)
             try:
                 setter(value)
             except AccessorNotImplementedError as error:

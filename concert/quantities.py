@@ -11,5 +11,7 @@ import pint
 
 #: The unit registry: ``2 * q.mm``, ``q.Quantity(5, 'deg')``.
 q = pint.UnitRegistry()
+# Quantities that come back from pickle (multiprocessing, files) belong to it too.
+pint.set_application_registry(q)
 
 __all__ = ["q"]

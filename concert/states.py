@@ -32,7 +32,9 @@ Rules:
 * Every change of the software state sends ``dispatcher.send(device, new_state)``.
 * Both decorators run the method as an operation on the device's exclusive
   lock (:mod:`concert.locking`): it waits for other owners' ``with device:``
-  blocks, and :meth:`~concert.devices.base.Device.abort` can cancel it.
+  blocks. They are fenced (:mod:`concert.fences`): a call queued before
+  :meth:`~concert.devices.base.Device.abort` does not run after it, and one
+  that was running ends with ``CancelledError``, its future cancelled.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
+from concert import fences
 from concert.dispatcher import dispatcher
 from concert.exceptions import StateError, WriteAccessError
-from concert.futures import current_future
 from concert.locking import operation
 from concert.parameters import Parameter, ParameterValue
 
@@ -118,22 +120,19 @@ def _as_states(states: States) -> Tuple[str, ...]:
 
 
 @contextmanager
-def _device_operation(instance: Any) -> Iterator[None]:
-    """Run the body as an operation on ``instance``'s exclusive lock, if it has one."""
+def _device_operation(instance: Any, what: str) -> Iterator[None]:
+    """Run the body as an operation on ``instance``'s exclusive lock, if it has one.
+
+    Fenced (see :mod:`concert.fences`): if the device is aborted while this
+    waits for the lock, it does not run.
+    """
     lock = getattr(instance, "_exclusive", None)
     if lock is None:
         yield
         return
-    future = current_future()
-    running = instance._running
-    with operation((lock,)):
-        if future is not None:
-            running[future] = None
-        try:
-            yield
-        finally:
-            if future is not None:
-                running.pop(future, None)
+    with fences.fence(instance, what), operation((lock,)):
+        fences.check(instance)
+        yield
 
 
 def _state_lock(instance: Any, state_name: str) -> threading.RLock:
@@ -181,12 +180,13 @@ def check(source: States = "*", target: States = "*", state_name: str = "state")
 
         @functools.wraps(func)
         def checked(instance: Any, *args: Any, **kwargs: Any) -> Any:
-            with _device_operation(instance):
+            with _device_operation(instance, f"{func.__name__}()"):
                 lock = _state_lock(instance, state_name)
                 if not lock.acquire(blocking=False):
                     verify(instance, args, kwargs)  # fail fast while the other call runs
                     lock.acquire()
                 try:
+                    fences.check(instance)  # aborted while waiting for the other call
                     verify(instance, args, kwargs)
                     return func(instance, *args, **kwargs)
                 finally:
@@ -212,7 +212,7 @@ def transition(
         @functools.wraps(func)
         def transitioning(instance: Any, *args: Any, **kwargs: Any) -> Any:
             state = instance[state_name]
-            with _device_operation(instance):
+            with _device_operation(instance, f"{func.__name__}()"):
                 if immediate is not None:
                     state._change(immediate)
                 try:
@@ -224,6 +224,13 @@ def transition(
                 except BaseException as error:
                     state._change("error", f"{type(error).__name__}: {error}")
                     raise
+                if fences.aborted(instance):
+                    # Aborted while it ran: whatever it started after the stop is stopped
+                    # again, and the state is left to the abort unless still `immediate`.
+                    instance._abort()
+                    if immediate is not None and state._software == immediate and target is not None:
+                        state._change(target)
+                    fences.check(instance)
                 if target is not None:
                     state._change(target)
                 return result

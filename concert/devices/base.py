@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import threading
+from typing import Any
 
-from concert.futures import Future
 from concert.locking import ExclusiveLock
 from concert.parameters import Parameterizable
 
@@ -25,9 +25,10 @@ class Device(Parameterizable):
     def __init__(self) -> None:
         super().__init__()
         self._exclusive = ExclusiveLock(repr(self))
-        # Futures of the checked/transitioning operations now running; filled
-        # and emptied by concert.states. dict ops are atomic; abort() copies.
-        self._running: Dict[Future, None] = {}
+        # The abort generation (see concert.fences): bumped by abort() under
+        # _abort_lock, read without it by operations as they start and go on.
+        self._aborts = 0
+        self._abort_lock = threading.Lock()
 
     def __enter__(self) -> Device:
         self._exclusive.__enter__()
@@ -44,22 +45,29 @@ class Device(Parameterizable):
         await self._exclusive.__aexit__(*exc_info)
 
     def abort(self) -> None:
-        """Stop the current operation: call :meth:`_abort`, then cancel the running operations.
+        """Stop whatever the device is doing, including operations queued for it.
 
-        Blocks until they have stopped. Callable from any thread at any time;
+        Calls :meth:`_abort` (which stops the hardware and returns once it
+        stands still) after fencing off every operation begun before: those
+        waiting for the device do not run, those running end with
+        ``CancelledError`` (see :mod:`concert.fences`). It waits for no lock
+        and for no caller's code. Callable from any thread at any time;
         calling it again, or with nothing running, does no harm.
         """
+        with self._abort_lock:
+            self._aborts += 1
         self._abort()
-        for future in list(self._running):
-            future.cancel()
 
     def emergency_stop(self) -> None:
         """Bring the device to a standstill now: :meth:`abort`, then :meth:`_emergency_stop`.
 
-        Callable from any thread at any time, idempotent.
+        :meth:`_emergency_stop` runs even if :meth:`abort` fails. Callable
+        from any thread at any time, idempotent.
         """
-        self.abort()
-        self._emergency_stop()
+        try:
+            self.abort()
+        finally:
+            self._emergency_stop()
 
     def _abort(self) -> None:
         """Stop the hardware's current operation (override; default: nothing to stop)."""

@@ -136,7 +136,8 @@ def test_emergency_stop_during_a_blocking_write(synchronous):
         )
     )
     stopper.start()
-    motor.position = 100 * q.mm  # blocks in this thread until stopped
+    with pytest.raises(CancelledError, match=r"LinearMotor#\d+: writing position was stopped by abort"):
+        motor.position = 100 * q.mm  # blocks in this thread until stopped: and says so
     stopper.join(TIMEOUT)
     assert_stopped_part_way(motor, 0 * q.mm, 100 * q.mm)
 

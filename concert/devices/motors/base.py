@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from concert import config
+from concert import config, fences
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError
 from concert.futures import async_, on_cancel
@@ -75,7 +75,10 @@ class _Motor(Device):
         """
         position = self["position"]
         delta = position._convert(delta, "move by")  # UnitError naming the motor, not pint's error
-        with operation((self._exclusive,)), self._motion:
+        # Fenced before queueing for the motion, so an abort also stops queued moves; the
+        # position's own lock is taken before the motion lock, as a position write does.
+        with fences.fence(self, "move()"), operation((self._exclusive, position._lock)), self._motion:
+            fences.check(self)
             position.write(position.read() + delta)
 
     @async_
@@ -86,7 +89,8 @@ class _Motor(Device):
     @async_
     def home(self) -> None:
         """Move to the home position."""
-        with operation((self._exclusive,)), self._motion:
+        with fences.fence(self, "home()"), operation((self._exclusive, self["position"]._lock)), self._motion:
+            fences.check(self)
             self._home()
 
     @check(source=_RESTING, target="standby")

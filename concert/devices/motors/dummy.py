@@ -18,7 +18,7 @@ from typing import Any, Optional, Tuple
 from concert.devices.motors import base
 from concert.parameters import Quantity
 from concert.quantities import q
-from concert.states import transition
+from concert.states import check, transition
 
 __all__ = ["ContinuousLinearMotor", "ContinuousRotationMotor", "LinearMotor", "RotationMotor"]
 
@@ -231,6 +231,7 @@ class _Continuous:
             else:
                 self._run(velocity)
 
+    @check(source=("standby", "hard-limit", "moving"), target="moving")
     @transition(immediate="moving")
     def _run(self, velocity: Any) -> None:
         self._axis.stop()

@@ -66,7 +66,7 @@ class Pump(Device):
         """
         self._stop()
 
-    def _emergency_stop(self) -> None:
+    def _abort(self) -> None:
         # Must not wait for anybody's locks: stop the hardware, then record and announce
         # standby (an 'error' is kept: leaving it takes reset()).
         was_pumping = self.state == "pumping"

@@ -67,7 +67,7 @@ class XRayTube(Device):
         """
         self._off()
 
-    def _emergency_stop(self) -> None:
+    def _abort(self) -> None:
         # Must not wait for anybody's locks: switch the hardware off, then record and
         # announce it (an 'error' is kept: leaving it takes reset()).
         was_on = self.state == "on"
