@@ -12,21 +12,15 @@ import types
 from concert import config
 
 
+def _get(module: types.ModuleType) -> bool:
+    return config.DISABLE_ASYNC
+
+
+def _set(module: types.ModuleType, value: bool) -> None:
+    config.DISABLE_ASYNC = bool(value)
+
+
 class SwitchModule(types.ModuleType):
     """A module whose ``DISABLE`` and ``DISABLE_ASYNC`` forward to :mod:`concert.config`."""
 
-    @property
-    def DISABLE(self) -> bool:  # noqa: N802 - the historical name
-        return config.DISABLE_ASYNC
-
-    @DISABLE.setter
-    def DISABLE(self, value: bool) -> None:  # noqa: N802
-        config.DISABLE_ASYNC = bool(value)
-
-    @property
-    def DISABLE_ASYNC(self) -> bool:  # noqa: N802
-        return config.DISABLE_ASYNC
-
-    @DISABLE_ASYNC.setter
-    def DISABLE_ASYNC(self, value: bool) -> None:  # noqa: N802
-        config.DISABLE_ASYNC = bool(value)
+    DISABLE = DISABLE_ASYNC = property(_get, _set)

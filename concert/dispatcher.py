@@ -301,14 +301,11 @@ class Dispatcher:
         for handler in handlers:
             try:
                 handler(sender)
-            except Exception:
-                LOG.exception(
-                    "%s: handler %r for message %r from %r raised", self._name, handler, message, sender
-                )
-            except BaseException:
-                if threading.current_thread() is not self._thread:
+            except BaseException as error:
+                if not isinstance(error, Exception) and threading.current_thread() is not self._thread:
                     raise  # Ctrl-C in a synchronous send belongs to the caller
-                LOG.exception(  # a SystemExit must not end delivery for everybody
+                # Logged, and delivery goes on: even a SystemExit must not end it for everybody.
+                LOG.exception(
                     "%s: handler %r for message %r from %r raised", self._name, handler, message, sender
                 )
 

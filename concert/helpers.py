@@ -30,7 +30,6 @@ from concert.futures import (
     threaded,
     wait,
 )
-from concert.imaging import ImageWithMetadata
 from concert.polling import busy_wait, wait_until
 from concert.utils import (
     Bunch,
@@ -64,7 +63,7 @@ __all__ = [
     "CancelledError",
     "Dispatcher",
     "Future",
-    "ImageWithMetadata",
+    "ImageWithMetadata",  # noqa: F822 - provided lazily by __getattr__ below
     "WaitError",
     "async_",
     "busy_wait",
@@ -79,4 +78,15 @@ __all__ = [
 ]
 
 globals()["async"] = async_
+
+
+def __getattr__(name: str) -> object:
+    # ImageWithMetadata needs numpy; loading it only when asked keeps this module light.
+    if name == "ImageWithMetadata":
+        from concert.imaging import ImageWithMetadata
+
+        return ImageWithMetadata
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 sys.modules[__name__].__class__ = SwitchModule

@@ -39,6 +39,7 @@ class SimulatedMotor:
     @async_
     def move_to(self, target: float) -> float:
         on_cancel(self.stop)  # future.cancel() and Ctrl-C stop the motor
+        self._stop.clear()  # a stop applies to the move under way, not to later ones
         dispatcher.send(self, "moving")
         duration = abs(target - self.position) / self.velocity
         if self._stop.wait(duration):  # stopped part-way: report where we are

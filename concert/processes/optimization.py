@@ -29,7 +29,8 @@ def halver(
     ``initial_step`` and ``epsilon`` are in the units of ``x0``. Finds a
     *local* maximum: start near the one you want.
 
-    :raises WaitError: if ``max_iterations`` evaluations do not get the step below ``epsilon``.
+    :raises WaitError: if ``max_iterations`` steps (``max_iterations + 1``
+        evaluations, counting the one at ``x0``) do not get the step below ``epsilon``.
     """
     x, best = x0, function(x0)
     step = initial_step
