@@ -20,7 +20,8 @@ slow = threading.Event()
 def handler(sender):
     slow.wait(0.0005)          # a handler that takes a little while
     delivered.append(1)
-    print("message", len(delivered), flush=True)
+    sys.stdout.write(f"message {len(delivered)}\\n")  # one write per line: threads share stdout
+    sys.stdout.flush()
 
 dispatcher.subscribe(device, "changed", handler)
 
@@ -33,7 +34,8 @@ def acquire(i):
 futures = [acquire(i) for i in range(20)]   # never waited for
 for _ in range(500):
     dispatcher.send(device, "changed")      # queued, never flushed
-print("script ends", flush=True)
+sys.stdout.write("script ends\\n")
+sys.stdout.flush()
 """
 
 

@@ -121,7 +121,10 @@ def test_emergency_stop_from_another_thread(asynchronous):
     stopper = threading.Thread(target=motor.emergency_stop)
     stopper.start()
     stopper.join(TIMEOUT)
-    assert future.done()
+    assert not stopper.is_alive()
+    with pytest.raises(CancelledError):  # the move learns it was stopped
+        future.result(TIMEOUT)
+    assert future.cancelled()
     assert_stopped_part_way(motor, start, start + 100 * q.mm)
     motor.emergency_stop()  # idempotent, and harmless at rest
     assert motor.state in RESTING
