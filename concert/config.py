@@ -16,6 +16,11 @@ default documented below.
     Size of the module-wide thread pool. Read once, when the pool is first
     needed.
 
+``MAX_THREADS`` (``CONCERT_MAX_THREADS``, default 2048)
+    The most threads the pool may run while some of them wait for other
+    calls (see :mod:`concert.executor`). Read once, when the pool is first
+    needed.
+
 ``LOCK_TIMEOUT`` (``CONCERT_LOCK_TIMEOUT``, seconds, default ``None``: wait forever)
     How long acquiring a device's exclusive lock may take.
 
@@ -90,6 +95,7 @@ def _from_env(name: str, parse: Callable[[str], _T], default: _T) -> _T:
 
 DISABLE_ASYNC: bool = _from_env("DISABLE_ASYNC", _parse_bool, False)
 MAX_WORKERS: int = _from_env("MAX_WORKERS", _parse_positive_int, 128)
+MAX_THREADS: int = _from_env("MAX_THREADS", _parse_positive_int, 2048)
 LOCK_TIMEOUT: Optional[float] = _from_env("LOCK_TIMEOUT", _parse_optional_seconds, None)
 PROGRESS_BAR: bool = _from_env("PROGRESS_BAR", _parse_bool, True)
 MOTOR_VELOCITY_SAMPLING_TIME: float = _from_env("MOTOR_VELOCITY_SAMPLING_TIME", _parse_seconds, 0.1)

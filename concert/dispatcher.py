@@ -17,8 +17,24 @@ Design, in short:
   delivering thread reads it without a lock. Which handlers receive a message
   is fixed when its delivery starts.
 * Exactly one thread delivers at a time: whoever holds ``_delivery_lock`` (the
-  delivery thread, or a sender while :data:`concert.config.DISABLE_ASYNC` is
-  on). That lock is what keeps the order when the switch is flipped.
+  delivery thread, or a thread delivering synchronously: a ``send`` or
+  ``flush`` while :data:`concert.config.DISABLE_ASYNC` is on, any ``send`` once
+  the interpreter exits). That lock is what keeps the order when the switch is
+  flipped: a synchronous delivery first delivers whatever is still queued.
+* Nobody waits for that lock without a bound (except ``flush(timeout=None)``,
+  which asked for it): a synchronous ``send`` waits at most ``sync_timeout``
+  and then queues its message behind the delivery that holds it up (logged);
+  during exit it waits at most until the exit deadline and otherwise logs the
+  message as lost. Nothing is dropped without an ``ERROR`` naming it.
+* A flush marker popped by a nested delivery (a handler that sends
+  synchronously) is set only once the outermost delivery has finished, so
+  ``flush`` never returns while a handler of an earlier message still runs.
+* Interpreter exit (``_deliver_queued_at_exit``, an :mod:`atexit` hook) sets
+  ``_exiting`` and waits, within :data:`concert.config.EXIT_FLUSH_TIMEOUT`,
+  for what is queued. From then on every ``send`` delivers in the sending
+  thread: a delivery thread may not outlive the exit, and starting one at
+  shutdown raises (Python 3.12+) or hangs for ever (``Thread.start`` waits for
+  a thread the finalizing interpreter never lets run).
 """
 
 from __future__ import annotations
@@ -26,12 +42,13 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import sys
 import threading
 import time
 import weakref
 from collections import deque
 from concurrent.futures import InvalidStateError
-from typing import Any, Callable, Dict, Hashable, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 from concert import config
 from concert.exceptions import MessagingError, WaitError
@@ -69,6 +86,12 @@ _ANY_ID = id(ANY)
 # A queue item whose sender is _FLUSH carries a threading.Event to set instead of a message.
 _FLUSH = object()
 
+# Set by _deliver_queued_at_exit: from then on every send is delivered in the sending
+# thread, waiting for the delivery lock at most until _exit_deadline (time.monotonic()).
+_exiting = False
+_exit_deadline = 0.0
+_is_finalizing = sys.is_finalizing
+
 
 def _check_message(message: Any) -> None:
     if type(message) is not str:
@@ -78,15 +101,35 @@ def _check_message(message: Any) -> None:
             raise MessagingError(f"message {message!r} cannot be used: messages must be hashable") from None
 
 
+def _short(value: Any, limit: int = 100) -> str:
+    """``repr(value)`` for a log line: never raises (objects may be half torn down at exit), never huge."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object, repr() failed>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clamp(seconds: Optional[float]) -> Optional[float]:
+    """A timeout every blocking call accepts (they refuse more than ``threading.TIMEOUT_MAX``)."""
+    return None if seconds is None else min(seconds, threading.TIMEOUT_MAX)
+
+
 class Dispatcher:
     """Deliver messages from senders to subscribed handlers.
+
+    ``sync_timeout`` (seconds or a time quantity, ``None`` for no limit; also an
+    attribute that can be changed at any time) bounds how long a synchronous
+    :meth:`send` waits for a delivery that runs in another thread before it
+    queues its message instead (see :meth:`send`).
 
     All methods are thread-safe and may be called from inside handlers
     (except :meth:`flush`, which would wait for itself there).
     """
 
-    def __init__(self, name: str = "dispatcher") -> None:
+    def __init__(self, name: str = "dispatcher", sync_timeout: Any = 10.0) -> None:
         self._name = name
+        self.sync_timeout = sync_timeout
         # Guarded by _subscribe_lock for writing; read lock-free (see module docs).
         self._table: Dict[Tuple[int, Hashable], Tuple[Any, Tuple[Handler, ...]]] = {}
         self._wildcard_entries = 0
@@ -103,12 +146,32 @@ class Dispatcher:
         self._wakeup = threading.Condition(threading.Lock())
         self._sleeping = False
         self._delivery_lock = threading.RLock()
+        # Written only by the holder of _delivery_lock: how deeply deliveries are nested
+        # (a handler sending synchronously), flush events popped by a nested delivery
+        # (set when the outermost one ends), and for log messages the queue item and
+        # the handler whose delivery started last.
+        self._depth = 0
+        self._held_flushes: List[threading.Event] = []
+        self._item_now: Optional[Tuple[Any, Any, int]] = None
+        self._handler_now: Optional[Handler] = None
+        # _number_now when a synchronous send last gave up waiting for the lock: while
+        # that delivery has not moved on, later synchronous sends do not wait again.
+        self._stuck_at: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._thread_lock = threading.Lock()
         _instances.add(self)
 
     def __repr__(self) -> str:
         return f"<Dispatcher {self._name!r}, {self.queued()} queued>"
+
+    @property
+    def sync_timeout(self) -> Optional[float]:
+        """Seconds a synchronous :meth:`send` waits for another thread's delivery (``None``: no limit)."""
+        return self._sync_timeout
+
+    @sync_timeout.setter
+    def sync_timeout(self, value: Any) -> None:
+        self._sync_timeout = optional_seconds(value, "sync_timeout")
 
     def queued(self) -> int:
         """Return how many messages wait for delivery (a snapshot)."""
@@ -166,57 +229,76 @@ class Dispatcher:
     def send(self, sender: Any, message: Hashable) -> None:
         """Queue ``message`` from ``sender`` for delivery and return at once.
 
-        Under :data:`concert.config.DISABLE_ASYNC` the message (and anything
-        still queued before it) is delivered before this returns.
+        The message is instead delivered *synchronously*, in the calling
+        thread and after anything still queued before it, while
+        :data:`concert.config.DISABLE_ASYNC` is on and once the interpreter has
+        begun to exit (when no delivery thread can be relied on or started).
+        To keep the order, such a send first waits for a delivery running in
+        another thread -- at most :attr:`sync_timeout` seconds; during exit at
+        most until the exit deadline (:data:`concert.config.EXIT_FLUSH_TIMEOUT`
+        after the exit began), and not at all once the interpreter finalizes.
+        If that delivery has not finished by then, the message is not dropped
+        silently: under DISABLE it is queued behind it, to be delivered in
+        order by the delivery thread, and a ``WARNING`` says so (while that
+        same delivery stays stuck, later sends queue at once); during exit it
+        can no longer be delivered, and an ``ERROR`` names it.
+
+        When the delivery thread cannot be started (at interpreter shutdown,
+        or when the system refuses a new thread), the queued messages are
+        delivered synchronously in the same way.
 
         :raises MessagingError: if ``message`` is not hashable.
         """
         if type(message) is not str:
             _check_message(message)
         number = next(self._numbers)
-        if config.DISABLE_ASYNC:
-            with self._delivery_lock:
-                self._drain()
-                self._number_now = number
-                self._deliver(sender, message)
+        if config.DISABLE_ASYNC or (_exiting and threading.current_thread() is not self._thread):
+            self._send_here(sender, message, number)
             return
+        # A handler in the delivery thread sending during exit queues too: the loop
+        # delivering that handler's message delivers it next (no nesting, no recursion).
         self._queue.append((sender, message, number))
-        if self._thread is None:
-            self._start()
-        if self._sleeping:
+        if self._thread is None and not self._start():
+            self._deliver_queue_or_log("no delivery thread could be started")
+        elif self._sleeping:
             with self._wakeup:
                 self._wakeup.notify()
+        if _exiting and threading.current_thread() is not self._thread:
+            self._deliver_queue_or_log("sent while the interpreter began to exit")  # raced with the exit
 
     def flush(self, timeout: Any = None) -> None:
         """Return once every message sent before this call has been delivered.
 
         ``timeout`` is in seconds or a time quantity; ``None`` waits forever.
+        It is honoured in every mode.
 
-        Under :data:`concert.config.DISABLE_ASYNC` whatever is still queued is
-        delivered in the calling thread before this returns.
+        Under :data:`concert.config.DISABLE_ASYNC`, when no delivery thread
+        runs, and during interpreter exit, whatever is still queued is
+        delivered in the calling thread, as a synchronous :meth:`send` would:
+        ``timeout`` then bounds the wait for a delivery running in another
+        thread and is checked between messages (a handler running in the
+        calling thread is not interrupted). During exit the wait for another
+        thread also ends at the exit deadline.
 
-        :raises WaitError: if that takes longer than ``timeout``.
+        :raises WaitError: if that takes longer than ``timeout`` (the message
+            says which delivery holds it up); messages not delivered yet stay
+            queued.
         :raises MessagingError: when called from a handler running in this
             dispatcher's delivery thread.
         """
         seconds = optional_seconds(timeout, "timeout")
         if threading.current_thread() is self._thread:
             raise MessagingError(f"{self!r}: flush() called from a handler would wait for itself")
-        if config.DISABLE_ASYNC:
-            with self._delivery_lock:  # deliver what is left here, as a synchronous send would
-                self._drain()
-            return
-        if self._thread is None:
-            return  # only synchronous sends so far (they start no thread): nothing is queued
-        done = threading.Event()
-        self._queue.append((_FLUSH, done, 0))
-        if self._sleeping:
-            with self._wakeup:
-                self._wakeup.notify()
-        if not done.wait(seconds):
-            raise WaitError(
-                f"{self!r}: messages sent before flush() were not all delivered within {seconds:g} s"
-            )
+        what = "messages sent before flush()"
+        if config.DISABLE_ASYNC or _exiting or self._thread is None:
+            deadline = None if seconds is None else time.monotonic() + seconds
+            wait = seconds
+            if _exiting:  # nothing may wait beyond the exit deadline
+                limit = 0.0 if _is_finalizing() else max(0.0, _exit_deadline - time.monotonic())
+                wait = limit if seconds is None else min(seconds, limit)
+            self._deliver_queue_here(wait, deadline, what)
+        else:
+            self._wait_for_thread(seconds, what)
 
     def when(self, sender: Any, message: Hashable) -> Future:
         """Return a future resolved with the sender of the next matching message sent from now on.
@@ -247,14 +329,147 @@ class Dispatcher:
         self.subscribe(sender, message, resolve)
         return future
 
+    # -- synchronous delivery ----------------------------------------------------------
+
+    def _sync_wait(self) -> Optional[float]:
+        """How long a synchronous delivery may wait for the delivery lock now."""
+        if _is_finalizing():
+            return 0.0  # no other thread runs any more: whoever holds the lock never releases it
+        if _exiting:
+            return max(0.0, _exit_deadline - time.monotonic())
+        return self._sync_timeout
+
+    def _acquire(self, seconds: Optional[float]) -> bool:
+        if seconds is None:
+            return self._delivery_lock.acquire()
+        if seconds <= 0:
+            return self._delivery_lock.acquire(blocking=False)
+        return self._delivery_lock.acquire(timeout=_clamp(seconds))
+
+    def _send_here(self, sender: Any, message: Hashable, number: int) -> None:
+        wait = self._sync_wait()
+        if self._stuck_at is not None and self._stuck_at == self._number_now:
+            wait = 0.0  # the delivery that held up an earlier send is still not done
+        if self._acquire(wait):
+            self._stuck_at = None
+            try:
+                self._drain()
+                self._deliver_own(sender, message, number)
+            finally:
+                self._delivery_lock.release()
+            return
+        self._stuck_at = self._number_now
+        what = f"message {_short(message)} from {_short(sender)}"
+        if _exiting or _is_finalizing():
+            LOG.error(
+                "%s: %s, sent during interpreter exit, was not delivered and is lost: %s",
+                self._name,
+                what,
+                self._describe_delivery(),
+            )
+            return
+        self._queue.append((sender, message, number))
+        LOG.warning(
+            "%s: %s could not be delivered synchronously within %g s because %s; it was queued "
+            "behind that delivery and the delivery thread delivers it, in order, once it finishes",
+            self._name,
+            what,
+            wait or 0.0,
+            self._describe_delivery(),
+        )
+        if self._thread is None and not self._start():
+            LOG.error(
+                "%s: no delivery thread could be started: %s stays queued until a later "
+                "synchronous send or flush() delivers it",
+                self._name,
+                what,
+            )
+        elif self._sleeping:
+            with self._wakeup:
+                self._wakeup.notify()
+
+    def _deliver_queue_here(self, wait: Optional[float], deadline: Optional[float], what: str) -> None:
+        """Deliver what is queued in the calling thread.
+
+        Waits at most ``wait`` seconds for the delivery lock and stops between
+        two messages once ``deadline`` (``time.monotonic()``) has passed.
+
+        :raises WaitError: naming ``what`` and what holds the delivery up.
+        """
+        if not self._acquire(wait):
+            raise WaitError(
+                f"{self!r}: {what} were not all delivered within {wait:g} s: {self._describe_delivery()}"
+            )
+        try:
+            if not self._drain(deadline):
+                raise WaitError(
+                    f"{self!r}: {what} were not all delivered within the timeout: the handlers "
+                    "delivering the others in this thread took too long"
+                )
+        finally:
+            self._delivery_lock.release()
+
+    def _deliver_queue_or_log(self, why: str) -> None:
+        try:
+            self._deliver_queue_here(self._sync_wait(), None, "queued messages")
+        except WaitError:
+            count = self.queued()
+            if count:
+                LOG.error(
+                    "%s: %d queued messages could not be delivered (%s) and stay queued, probably "
+                    "lost: %s; %s",
+                    self._name,
+                    count,
+                    why,
+                    self._describe_queue(),
+                    self._describe_delivery(),
+                )
+
+    def _describe_delivery(self) -> str:
+        """Which delivery holds the lock, as far as it can be told (it is a snapshot)."""
+        item, handler = self._item_now, self._handler_now
+        if item is None:
+            return "another thread is delivering"
+        return (
+            f"another delivery is still running (the last one started: handler {_short(handler)} "
+            f"for message {_short(item[1])} from {_short(item[0])})"
+        )
+
+    def _describe_queue(self, limit: int = 5) -> str:
+        items = [(sender, message) for sender, message, _ in list(self._queue) if sender is not _FLUSH]
+        text = ", ".join(f"{_short(message)} from {_short(sender)}" for sender, message in items[:limit])
+        if len(items) > limit:
+            text += f" and {len(items) - limit} more"
+        return text or "none"
+
     # -- delivery ----------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the delivery thread unless it runs; return whether it runs."""
         with self._thread_lock:
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name=f"concert-{self._name}", daemon=True)
-                self._thread = thread  # before start(): the thread checks its own identity
+            if self._thread is not None:
+                return True
+            if _is_finalizing():
+                return False  # start() would wait for ever for a thread that never runs
+            thread = threading.Thread(target=self._run, name=f"concert-{self._name}", daemon=True)
+            self._thread = thread  # before start(): the thread checks its own identity
+            try:
                 thread.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown", or none left
+                self._thread = None
+                return False
+            return True
+
+    def _wait_for_thread(self, seconds: Optional[float], what: str) -> None:
+        done = threading.Event()
+        self._queue.append((_FLUSH, done, 0))
+        if self._sleeping:
+            with self._wakeup:
+                self._wakeup.notify()
+        if not done.wait(_clamp(seconds)):
+            raise WaitError(
+                f"{self!r}: {what} were not all delivered within {seconds:g} s: {self._describe_delivery()}"
+            )
 
     def _run(self) -> None:
         queue = self._queue
@@ -269,20 +484,59 @@ class Dispatcher:
                     self._wakeup.wait()
                 self._sleeping = False
 
-    def _drain(self) -> None:
-        # Caller holds _delivery_lock.
-        popleft = self._queue.popleft
+    def _drain(self, deadline: Optional[float] = None) -> bool:
+        """Deliver the queue in order; caller holds _delivery_lock.
+
+        Returns ``False`` if ``deadline`` passed with messages left, else ``True``.
+        """
+        queue = self._queue
+        popleft = queue.popleft
         deliver = self._deliver
-        while True:
-            try:
-                sender, message, number = popleft()
-            except IndexError:
-                return
-            if sender is _FLUSH:
-                message.set()
-            else:
+        held = self._held_flushes
+        outermost = self._depth == 0
+        self._depth += 1
+        try:
+            while True:
+                if deadline is not None and queue and time.monotonic() >= deadline:
+                    return False
+                try:
+                    item = popleft()
+                except IndexError:
+                    return True
+                sender, message, number = item
+                if sender is _FLUSH:
+                    if outermost:
+                        message.set()
+                    else:  # a handler of an earlier message is still running
+                        held.append(message)
+                    continue
                 self._number_now = number
+                self._item_now = item
                 deliver(sender, message)
+                if held and outermost:
+                    self._set_held_flushes()
+        finally:
+            self._depth -= 1
+            if held and outermost:
+                self._set_held_flushes()
+
+    def _deliver_own(self, sender: Any, message: Hashable, number: int) -> None:
+        # Caller holds _delivery_lock and has drained the queue.
+        outermost = self._depth == 0
+        self._depth += 1
+        try:
+            self._number_now = number
+            self._item_now = (sender, message, number)
+            self._deliver(sender, message)
+        finally:
+            self._depth -= 1
+            if outermost and self._held_flushes:
+                self._set_held_flushes()
+
+    def _set_held_flushes(self) -> None:
+        held = self._held_flushes
+        while held:
+            held.pop().set()
 
     def _deliver(self, sender: Any, message: Hashable) -> None:
         table = self._table
@@ -299,6 +553,7 @@ class Dispatcher:
         else:
             handlers = entry[1]
         for handler in handlers:
+            self._handler_now = handler
             try:
                 handler(sender)
             except BaseException as error:
@@ -309,24 +564,54 @@ class Dispatcher:
                     "%s: handler %r for message %r from %r raised", self._name, handler, message, sender
                 )
 
+    # -- interpreter exit ----------------------------------------------------------------
+
+    def _deliver_at_exit(self, limit: float) -> None:
+        """Deliver what is queued before ``_exit_deadline``; log what is left undelivered."""
+        try:
+            thread = self._thread
+            if self._queue and thread is not None and thread.is_alive():
+                # Let the delivery thread deliver (a handler stuck there cannot hang the exit).
+                self._wait_for_thread(max(0.0, _exit_deadline - time.monotonic()), "messages queued at exit")
+            # Then wait for a delivery still running, and deliver here what was queued meanwhile.
+            self._deliver_queue_here(self._sync_wait(), _exit_deadline, "messages queued at exit")
+        except WaitError:
+            count = self.queued()
+            if count:
+                LOG.error(
+                    "%r: %d messages were still queued at exit after %g s and were not delivered: %s; %s",
+                    self,
+                    count,
+                    limit,
+                    self._describe_queue(),
+                    self._describe_delivery(),
+                )
+            else:
+                LOG.error(
+                    "%r: a delivery had not finished at exit after %g s: %s",
+                    self,
+                    limit,
+                    self._describe_delivery(),
+                )
+
 
 # Every dispatcher, so that queued messages are delivered at interpreter exit.
 _instances: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 
 
 def _deliver_queued_at_exit() -> None:
-    limit = optional_seconds(config.EXIT_FLUSH_TIMEOUT, "EXIT_FLUSH_TIMEOUT")
-    deadline = time.monotonic() + (3600.0 if limit is None else limit)
+    global _exiting, _exit_deadline
+    try:
+        limit = optional_seconds(config.EXIT_FLUSH_TIMEOUT, "EXIT_FLUSH_TIMEOUT")
+    except Exception as error:  # a bad value set at run time must not cost the messages
+        LOG.error("concert.config.EXIT_FLUSH_TIMEOUT is invalid (%s): 10 s are used", error)
+        limit = 10.0
+    if limit is None:
+        limit = 3600.0
+    _exit_deadline = time.monotonic() + limit
+    _exiting = True
     for instance in list(_instances):
-        try:
-            instance.flush(max(0.0, deadline - time.monotonic()))
-        except WaitError:
-            LOG.error(
-                "%r: %d messages were still queued at exit after %g s",
-                instance,
-                instance.queued(),
-                config.EXIT_FLUSH_TIMEOUT,
-            )
+        instance._deliver_at_exit(limit)
 
 
 # Runs after threading's shutdown has joined the pool, so messages sent by

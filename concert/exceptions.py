@@ -95,3 +95,11 @@ class StorageError(ConcertError):
 
 class NetworkingError(ConcertError):
     """A connection to a peer failed, was refused, closed or timed out."""
+
+
+class PoolExhaustedError(ConcertError, RuntimeError):
+    """The thread pool reached :data:`concert.config.MAX_THREADS` threads, all of them waiting.
+
+    Raised in the call that would have had to wait for queued work no thread
+    is left to run: nesting far too deep, or a runaway fan-out.
+    """

@@ -1,70 +1,189 @@
-"""The module-wide thread pool that runs ``@async_`` calls.
+"""The module-wide pool that runs ``@async_`` calls, and what it does for blocked waiters.
 
-The pool is a :class:`concurrent.futures.ThreadPoolExecutor`, created on
-first use with :data:`concert.config.MAX_WORKERS` threads named
-``concert-worker-N``. Creating it lazily keeps ``import concert`` free of
-threads, and lets a program set ``MAX_WORKERS`` before its first call.
+Every call runs in one thread from its start to its end: no thread ever runs
+another call's work while it waits for it. The pool still never deadlocks
+on nesting or fan-out, because it *compensates* for waiting threads: a pool
+thread that blocks in a Concert wait (:meth:`Future.result`, ``join``,
+:func:`~concert.futures.wait`, a lock wait of :mod:`concert.locking`) wraps
+the wait in :func:`blocked`, and while it is blocked it does not count
+towards :data:`concert.config.MAX_WORKERS`; if calls are queued, another
+thread starts on them. The pool may therefore run more than ``MAX_WORKERS``
+threads while some of them wait, but never more than
+:data:`concert.config.MAX_THREADS`: a wait that would need one more raises
+:class:`~concert.exceptions.PoolExhaustedError` instead.
 
-``@async_`` calls enter the pool through :meth:`Pool.submit_item`, which
-queues Concert's own work item instead of wrapping the call in a second,
-standard-library future: half the allocations and half the locking per
-call. It uses the same queue, thread accounting and shutdown checks as
-``ThreadPoolExecutor.submit`` (private attributes that CPython 3.9-3.14 all
-share), so ``shutdown()`` and interpreter exit treat both kinds of work
-alike: at exit the pool finishes the work it was given -- a queued write is
-never dropped.
+The threads come from a :class:`concurrent.futures.ThreadPoolExecutor` with
+``MAX_THREADS`` workers named ``concert-worker-N``, used through its public
+``submit`` only. Concert keeps its own queue of calls (:class:`Pool`): each
+thread it starts takes calls from that queue, one after the other, until the
+queue is empty or enough other threads run. At interpreter exit the executor
+joins its threads, which first finish every call already queued: a queued
+write is never dropped.
+
+The pool also knows every call it runs, so that an uncaught Ctrl-C that
+ends a script can stop them (:func:`running`).
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import thread as _stdlib_thread
-from typing import Any, Optional
+from typing import Any, Deque, List, Optional, Set
 
 from concert import config
+from concert.exceptions import PoolExhaustedError
+
+__all__ = ["Pool", "blocked", "get_executor", "running"]
+
+_local = threading.local()  # .pool: the Pool whose thread this is (set in the thread's initializer)
+_numbers = itertools.count()  # next() is atomic: names the threads concert-worker-0, -1, ...
 
 
-class Pool(ThreadPoolExecutor):
-    """A ThreadPoolExecutor that also accepts ready-made work items."""
+class Pool:
+    """A queue of calls and the threads that run them (see the module documentation).
 
-    def submit_item(self, item: Any) -> None:
-        """Queue ``item``; a worker calls ``item.run()``.
+    A *call* is any object with a ``run()`` method and a ``future`` attribute.
+    """
 
-        ``item.future`` must be the future to cancel on ``shutdown(cancel_futures=True)``.
+    def __init__(self, workers: int, max_threads: int) -> None:
+        self.workers = workers
+        self.max_threads = max(max_threads, workers)
+        self._executor = ThreadPoolExecutor(max_workers=self.max_threads, initializer=self._mark)
+        # Everything below is guarded by _lock.
+        self._lock = threading.Lock()
+        self._queue: Deque[Any] = collections.deque()
+        self._active = 0  # threads taking or running calls, not blocked in a wait
+        self._threads = 0  # threads started on the queue and not finished: active + blocked
+        self._running: Set[Any] = set()  # the calls being run right now
 
-        :raises RuntimeError: after ``shutdown()`` or interpreter shutdown,
-            exactly as :meth:`submit` does.
+    def _mark(self) -> None:
+        _local.pool = self
+        threading.current_thread().name = f"concert-worker-{next(_numbers)}"
+
+    def submit(self, call: Any) -> None:
+        """Queue ``call``; a pool thread runs it as soon as one is free.
+
+        :raises RuntimeError: after interpreter shutdown has begun (as
+            ``ThreadPoolExecutor.submit`` does); the call is then not queued.
         """
-        with self._shutdown_lock, _stdlib_thread._global_shutdown_lock:
-            if self._broken:
-                raise _stdlib_thread.BrokenThreadPool(self._broken)
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            if _stdlib_thread._shutdown:
-                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            self._work_queue.put(item)
-            self._adjust_thread_count()
+        with self._lock:
+            self._queue.append(call)
+            start = self._active < self.workers and self._threads < self.max_threads
+            if start:
+                self._active += 1
+                self._threads += 1
+        if start:
+            try:
+                self._executor.submit(self._take_calls)
+            except BaseException:
+                with self._lock:
+                    self._active -= 1
+                    self._threads -= 1
+                    try:
+                        self._queue.remove(call)
+                    except ValueError:  # another thread took it meanwhile: it runs
+                        return
+                raise
+
+    def _take_calls(self) -> None:
+        lock, queue, running = self._lock, self._queue, self._running
+        while True:
+            with lock:
+                if not queue or self._active > self.workers:
+                    self._active -= 1
+                    self._threads -= 1
+                    return
+                call = queue.popleft()
+                running.add(call)
+            try:
+                call.run()
+            finally:
+                with lock:
+                    running.discard(call)
+
+    def running(self) -> List[Any]:
+        """Return the calls being run and those queued, oldest first (a snapshot)."""
+        with self._lock:
+            return [*self._running, *self._queue]
+
+    # -- compensation for blocked threads -------------------------------------------------
+
+    def _begin_wait(self) -> None:
+        with self._lock:
+            self._active -= 1
+            start = bool(self._queue) and self._active < self.workers
+            if start:
+                if self._threads >= self.max_threads:
+                    self._active += 1
+                    raise PoolExhaustedError(
+                        f"Concert's pool has {self._threads} threads (MAX_THREADS={self.max_threads}), "
+                        f"all waiting, and {len(self._queue)} calls queued that none is left to run: "
+                        "nesting too deep or a runaway fan-out"
+                    )
+                self._active += 1
+                self._threads += 1
+        if start:
+            try:
+                self._executor.submit(self._take_calls)
+            except RuntimeError:
+                # Interpreter shutdown: the executor takes no more work, but the queued
+                # calls must still run, or the waits on them would never end.
+                threading.Thread(target=self._take_calls, name="concert-worker-exit", daemon=True).start()
+
+    def _end_wait(self) -> None:
+        with self._lock:
+            self._active += 1
+
+
+class blocked:  # noqa: N801 - used like the function-style context managers of contextlib
+    """Mark the body as a wait of the calling thread (see the module documentation).
+
+    Outside a pool thread it does nothing. Usable around any wait that may
+    depend on other pool work; the body must not run calls itself.
+
+    :raises PoolExhaustedError: on entry, if the wait needs another thread and
+        MAX_THREADS are running.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __enter__(self) -> None:
+        pool = self._pool = getattr(_local, "pool", None)
+        if pool is not None:
+            pool._begin_wait()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._pool is not None:
+            self._pool._end_wait()
 
 
 # Owned by _creation_lock: written once, under the lock, read without it.
 _pool: Optional[Pool] = None
 _creation_lock = threading.Lock()
-_worker_numbers = itertools.count()
-
-
-def _initialise_worker() -> None:
-    threading.current_thread().name = f"concert-worker-{next(_worker_numbers)}"
 
 
 def get_executor() -> Pool:
-    """Return the module-wide pool, creating it on the first call (thread-safe)."""
+    """Return the module-wide pool, creating it on the first call (thread-safe).
+
+    Its size is read from :data:`concert.config.MAX_WORKERS` and
+    :data:`concert.config.MAX_THREADS` then.
+    """
     global _pool
     pool = _pool
     if pool is None:
         with _creation_lock:
             if _pool is None:
-                _pool = Pool(max_workers=config.MAX_WORKERS, initializer=_initialise_worker)
+                _pool = Pool(config.MAX_WORKERS, config.MAX_THREADS)
+                from concert import exit_hook
+
+                exit_hook.install()
             pool = _pool
     return pool
+
+
+def running() -> List[Any]:
+    """Return the calls the module-wide pool runs or has queued (empty before it exists)."""
+    pool = _pool
+    return [] if pool is None else pool.running()

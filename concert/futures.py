@@ -1,4 +1,4 @@
-"""Futures: the ``async_`` decorator and the :class:`Future` it returns.
+"""Futures: the ``async_`` decorator, the :class:`Future` it returns, and cancellation.
 
 Device methods are plain blocking functions. Decorating one with
 :func:`async_` makes every call submit it to the module-wide pool
@@ -13,29 +13,36 @@ Device methods are plain blocking functions. Decorating one with
 
 The contract, in one place:
 
+* Every call runs in one thread from its start to its end. A thread that
+  waits never runs other work meanwhile; the pool starts other threads
+  while its threads wait (see :mod:`concert.executor`), so nesting and
+  fan-out never deadlock, and every timeout is honoured.
 * The caller's :mod:`contextvars` context is copied at the call and the
   function runs in that copy, in either mode.
 * When :data:`concert.config.DISABLE_ASYNC` is true *at the time of the call*
-  the function runs in the caller's thread and the returned future is already
-  finished; an :class:`Exception` it raises is stored in the future, not
-  raised at the call. ``KeyboardInterrupt`` and other non-``Exception``
-  errors propagate.
-* A thread that waits on a future which has not started yet runs it
-  itself -- a pool worker, a pipeline's thread, a handler: any thread but
-  the main one, where Ctrl-C must interrupt the wait rather than the work.
-  Nested calls and fan-out wider than the pool therefore never deadlock, and
-  neither does work submitted from outside the pool while every worker
-  waits -- as long as the waiting goes through this module (``Future``
-  methods, :func:`wait`, :func:`resolve`). The price: a timeout bounds the
-  wait for work running elsewhere, but work the waiting thread takes over
-  runs to its end. ``concurrent.futures.wait`` knows nothing of this.
+  the same runner runs the function inline, in the caller's thread, and the
+  returned future is already finished; an :class:`Exception` it raises is
+  stored in the future, not raised at the call. ``KeyboardInterrupt`` and
+  other non-``Exception`` errors propagate (after the stop actions ran).
+* **One cancellation mechanism.** A cancel request is recorded on the future
+  with its *reason* (``cancel()``, ``Ctrl-C``, ``abort()``,
+  ``emergency_stop()``, a cancelled parent). Hardware stop actions are
+  registered with :func:`on_cancel` and run when the request is made; loops
+  call :func:`check_cancelled` between steps. The
+  :class:`~concurrent.futures.CancelledError` raised by ``result()`` names the
+  operation and the reason: ``LinearMotor#1.move(+5 mm) was stopped by
+  emergency_stop()``.
+* A running future ends cancelled when its function raises
+  ``CancelledError`` or returns after one of its stop actions ran on a
+  request. If a stop action raises, the request is withdrawn: the error
+  reaches the canceller and the operation goes on or finishes as it would
+  have.
+* While a decorated call waits for another future, a cancel request on the
+  call is passed on to that future: a ``focus`` waiting for its
+  optimisation stops it. Work a call submits after it was asked to stop
+  (putting motors back in a ``finally``) runs normally.
 * A failed future whose exception nobody asked for is logged with its
   traceback when it is garbage-collected; nothing fails silently.
-* While a decorated call waits for another future, cancelling the call
-  cancels that future too: a ``focus`` waiting for its optimisation stops it.
-* A function that raises :class:`~concurrent.futures.CancelledError` (a
-  cancelled step, an operation fenced off by a device's ``abort()``) leaves
-  its future cancelled, not failed.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -51,32 +59,41 @@ from concurrent.futures._base import (
     CANCELLED,
     CANCELLED_AND_NOTIFIED,
     FINISHED,
+    PENDING,
     RUNNING,
 )
 from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
 
 from concert import config
 from concert.exceptions import WaitError
-from concert.executor import get_executor
+from concert.executor import blocked, get_executor
+from concert.interrupts import discard_held, protected
+from concert.naming import describe_call
 from concert.timeouts import optional_seconds
 
 __all__ = [
     "CancelRegistration",
+    "CancelledError",
     "Future",
     "async_",
+    "check_cancelled",
+    "current_future",
     "is_async",
-    "wait",
+    "on_cancel",
     "resolve",
     "threaded",
-    "on_cancel",
-    "current_future",
+    "wait",
 ]
 
 LOG = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _DONE = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED))
-_MAIN_THREAD = threading.main_thread()
+_CANCELLED = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED))
+
+#: Submission order of every future; ``next()`` on it is atomic in CPython.
+#: Abort fences compare against it (see :mod:`concert.operations`).
+_order = itertools.count(1)
 
 #: The future whose function is running in this context (None outside one).
 _current: contextvars.ContextVar[Optional[Future]] = contextvars.ContextVar(
@@ -84,39 +101,61 @@ _current: contextvars.ContextVar[Optional[Future]] = contextvars.ContextVar(
 )
 
 
-class Future(concurrent.futures.Future):
-    """A :class:`concurrent.futures.Future` with the waiting API of Concert.
+def next_order() -> int:
+    """Return the next number of the submission order (what :attr:`Future.order` holds)."""
+    return next(_order)
 
-    Adds :meth:`wait`/:meth:`join`, cancellation of *running* operations
-    through a cancel action, Ctrl-C handling, ``await`` support and logging of
+
+class Future(concurrent.futures.Future):
+    """A :class:`concurrent.futures.Future` with Concert's waiting and cancellation.
+
+    Adds :meth:`wait`/:meth:`join`, cancel requests with a reason that stop
+    *running* operations, Ctrl-C handling, ``await`` support and logging of
     failures nobody retrieved. It is still a standard future:
     ``concurrent.futures.wait``, ``as_completed`` and ``add_done_callback``
     work as usual.
 
-    ``name`` is used in messages (``repr``, :class:`~concert.exceptions.WaitError`).
+    ``name`` is used in messages (``repr``, :class:`~concert.exceptions.WaitError`,
+    the ``CancelledError`` of a cancelled future).
     """
 
-    # Follows the base class's state machine and its one Condition, _condition,
-    # which guards _cancel_actions and _cancelling once other threads can see
-    # the future. _work is claimed by a single atomic list.pop(); _retrieved
-    # is a flag only ever set to True, so it needs no lock.
-
-    # Class-level defaults keep __init__ (and so every call) cheap.
-    _cancel_actions: Tuple[Callable[[], Any], ...] = ()  # replaced whole, under _condition
-    _cancelling = False
+    # The base class's state machine and its one Condition, _condition, guard
+    # everything here once other threads can see the future:
+    #   _cancel_reason  the standing cancel request (first reason wins), or None;
+    #                   set while PENDING or RUNNING, withdrawn if a stop action raises
+    #   _claimed        the stop actions of that request were taken to be run
+    #   _interrupted    one of them ran: a normal return then ends cancelled
+    #   _stopping       the stop actions are running right now: settling waits for
+    #                   them, so that whether they all succeeded decides the outcome
+    #   _cancel_actions replaced whole, never mutated
+    # _retrieved is a flag only ever set to True, so it needs no lock. _call is
+    # written before the future is shared and dropped when it settles.
+    _cancel_actions: Tuple[Callable[[], Any], ...] = ()
+    _cancel_reason: Optional[str] = None
+    _claimed = False
+    _interrupted = False
+    _stopping = False
+    _cancel_text: Optional[str] = None
     _retrieved = False
-    _work: Optional[list] = None  # [(context, func, args, kwargs)] until claimed
+    _call: Optional[tuple] = None
 
     def __init__(self, name: Optional[str] = None) -> None:
         super().__init__()
         self._name = name
+        self.order = next(_order)
 
     # -- naming ------------------------------------------------------------
 
     @property
     def name(self) -> str:
-        """What this future stands for, e.g. ``'LinearMotor.move'``."""
-        return self._name or "future"
+        """What this future stands for, e.g. ``'LinearMotor#1.move(+5 mm)'``."""
+        name = self._name
+        if name is None:
+            call = self._call
+            if call is None:
+                return "future"
+            name = self._name = describe_call(*call)
+        return name
 
     def __repr__(self) -> str:
         state = self._state.lower().replace("_and_notified", "")
@@ -124,31 +163,19 @@ class Future(concurrent.futures.Future):
             state = "failed" if self._exception is not None else "finished"
         return f"<Future {self.name!r} {state} at {id(self):#x}>"
 
-    # -- running (called by the pool, or by a worker that waits on us) -----
-
-    def _execute(self) -> None:
-        """Run the stored call here, unless another thread has claimed it."""
-        try:
-            context, func, args, kwargs = self._work.pop()  # atomic: one claimant wins
-        except (IndexError, AttributeError):
-            return
-        if self.set_running_or_notify_cancel():
-            context.run(self._invoke, func, args, kwargs)
-
-    def _invoke(self, func: Callable, args: tuple, kwargs: dict) -> None:
-        _current.set(self)
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as error:
-            self._settle(None, error)
-        else:
-            self._settle(result, None)
+    # -- settling (called by the runner) ------------------------------------
 
     def _settle(self, result: Any, error: Optional[BaseException]) -> None:
         """Move a running future to its final state: one lock, callbacks after it."""
         with self._condition:
-            cancelled = self._cancelling or isinstance(error, CancelledError)
+            while self._stopping:
+                self._condition.wait()
+            cancelled = isinstance(error, (CancelledError, KeyboardInterrupt)) or (
+                error is None and self._interrupted
+            )
             if cancelled:
+                text = self._stopped_text(error)
+                self._cancel_text = text
                 self._state = CANCELLED_AND_NOTIFIED
                 for waiter in self._waiters:
                     waiter.add_cancelled(self)
@@ -163,21 +190,40 @@ class Future(concurrent.futures.Future):
                 for waiter in self._waiters:
                     waiter.add_exception(self)
             self._condition.notify_all()
+        call = self._call
+        if call is not None:
+            if error is not None and self._name is None:
+                self._name = describe_call(*call)  # a failure keeps naming the call in full
+            elif len(call[1]) > 1 or call[2]:
+                # Drop the arguments (frames, say) but keep the instance: 'Motor#1.move(...)'.
+                self._call = (call[0], (*call[1][:1], Ellipsis), {})
         self._invoke_callbacks()
-        if cancelled and error is not None and not isinstance(error, CancelledError):
-            LOG.warning(
-                "%r raised after it was cancelled", self, exc_info=(type(error), error, error.__traceback__)
-            )
+
+    def _stopped_text(self, error: Optional[BaseException] = None) -> str:
+        reason = self._cancel_reason
+        if reason is not None:
+            return f"{self.name} was stopped by {reason}"
+        text = str(error) if isinstance(error, CancelledError) else ""
+        if not text:
+            return f"{self.name} was cancelled"
+        return text if text.startswith(self.name) else f"{self.name} was stopped: {text}"
+
+    def _cancelled_error(self) -> CancelledError:
+        text = self._cancel_text
+        if text is None:  # cancelled before it started
+            reason = self._cancel_reason or "cancel()"
+            text = f"{self.name} was cancelled by {reason} before it started"
+        return CancelledError(text)
 
     # -- cancellation --------------------------------------------------------
 
     def add_cancel_action(self, action: Callable[[], Any]) -> None:
-        """Make :meth:`cancel` of the *running* operation call ``action()``.
+        """Make a cancel request on the *running* operation call ``action()``.
 
         ``action`` must make the running function return soon (a motor's
         ``stop``, a camera's ``abort``). Actions stack: a scan registers one,
-        the move it makes registers another, and cancelling runs them all,
-        the most recent first. Usually registered with :func:`on_cancel`.
+        the move it makes registers another, and a request runs them all, the
+        most recent first. Usually registered with :func:`on_cancel`.
         """
         with self._condition:
             self._cancel_actions = (*self._cancel_actions, action)
@@ -185,53 +231,89 @@ class Future(concurrent.futures.Future):
     def remove_cancel_action(self, action: Callable[[], Any]) -> None:
         """Unregister ``action`` (its last registration); unknown actions are ignored."""
         with self._condition:
-            actions = list(self._cancel_actions)
+            actions = self._cancel_actions
             for index in range(len(actions) - 1, -1, -1):
-                if actions[index] == action:  # equal, so a bound method matches itself
-                    del actions[index]
-                    self._cancel_actions = tuple(actions)
+                if actions[index] is action or actions[index] == action:  # a bound method equals itself
+                    self._cancel_actions = actions[:index] + actions[index + 1 :]
                     return
 
-    def cancel(self) -> bool:
-        """Cancel the operation; return whether the future ends cancelled.
+    @protected
+    def request_cancel(self, reason: str) -> bool:
+        """Record a cancel request with ``reason`` and run the stop actions; do not wait.
 
-        A pending future is cancelled without running. A running future is
-        cancelled only if it has cancel actions: they run in the calling
-        thread, the most recently registered first, then this method waits
-        until the function has returned, so that when it returns ``True`` the
-        operation has really stopped. A running future without cancel
-        actions, and a finished one, are left alone and ``False`` is returned.
+        A pending future is cancelled at once and never runs. A running one
+        keeps the first reason it was given; its stop actions run in the
+        calling thread, the most recent first, once per request.
+        Returns whether the future is cancelled or now asked to stop (false
+        for a finished one).
 
-        :raises: the first exception a cancel action raised (all of them run);
-            the future then keeps running (or finishes) as if nothing happened.
+        :raises: the first exception a stop action raised (all of them run);
+            the request is then withdrawn.
         """
+        with self._condition:
+            if self._state == PENDING:
+                self._cancel_reason = reason
         if super().cancel():
             return True
         with self._condition:
-            if self._state != RUNNING or not self._cancel_actions:
-                return False
+            if self._state != RUNNING:
+                return self._state in _CANCELLED
+            if self._claimed:
+                return True
+            self._claimed = True
+            if self._cancel_reason is None:
+                self._cancel_reason = reason
             actions = self._cancel_actions
-            first = not self._cancelling
-            self._cancelling = True
-        if first:
+            self._stopping = bool(actions)
+        if actions:
+            failed = True
             try:
                 _run_all(reversed(actions))
-            except BaseException:
+                failed = False
+            finally:
                 with self._condition:
-                    if self._state == RUNNING:
-                        self._cancelling = False
-                raise
-        if _current.get() is self:
-            # Cancelled from inside its own function: it ends cancelled when it returns.
-            return True
-        with self._condition:
-            self._condition.wait_for(self._is_done)
+                    if failed:  # withdrawn: the operation goes on or finishes as it would have
+                        self._cancel_reason = None
+                        self._claimed = False
+                    else:
+                        self._interrupted = True
+                    self._stopping = False
+                    self._condition.notify_all()
+        return True
+
+    def cancel(self, timeout: Any = None, reason: str = "cancel()") -> bool:
+        """Cancel the operation; return whether the future ends cancelled.
+
+        A pending future is cancelled without running. A running one gets a
+        cancel request (see :meth:`request_cancel`); then this waits, at most
+        ``timeout`` (seconds or a time quantity), until the function has
+        returned, so that when it returns ``True`` the operation has really
+        stopped. ``False`` means the operation finished anyway (it had no
+        stop action and never checked), or it had finished already.
+
+        :raises WaitError: if the operation has not stopped within ``timeout``.
+        :raises: the first exception a stop action raised; the operation then
+            goes on (or finishes) as if nothing had happened.
+        """
+        seconds = optional_seconds(timeout, "timeout")
+        if not self.request_cancel(reason):
+            return False
+        if self._state in _DONE or _current.get() is self:
+            # Done, or cancelled from inside its own function: it ends cancelled when it returns.
             return self._state != FINISHED
+        with blocked(), self._condition:
+            if not self._condition.wait_for(self._is_done, seconds):
+                raise WaitError(f"{self!r} did not stop within {seconds:g} s after {reason}")
+        return self._state != FINISHED
 
     # -- waiting ---------------------------------------------------------------
 
     def _is_done(self) -> bool:
         return self._state in _DONE
+
+    def _pass_on_cancel(self, waiter: Future) -> None:
+        """A stop action of ``waiter`` while it waits for this future: pass its request on."""
+        self.request_cancel(waiter._cancel_reason or "cancellation of " + waiter.name)
 
     def _block(self, timeout: Any) -> None:
         """Wait until done. WaitError on timeout; Ctrl-C cancels and re-raises."""
@@ -239,35 +321,43 @@ class Future(concurrent.futures.Future):
         if self._state in _DONE:
             return
         waiter = _current.get()
-        linked = waiter is not None and waiter is not self
-        if linked:
-            waiter.add_cancel_action(self.cancel)  # cancelling the waiting call cancels this
+        link = None
         try:
-            if self._work and threading.current_thread() is not _MAIN_THREAD:
-                self._execute()  # a blocked thread runs what it waits for: no deadlock
-            with self._condition:
+            if waiter is not None and waiter is not self:
+                link = functools.partial(self._pass_on_cancel, waiter)
+                # A request made while it waits is passed on. One made before is not: the
+                # call may be cleaning up (a dscan putting its motors back), and work it
+                # submits after a stop is new work.
+                waiter.add_cancel_action(link)
+            with blocked(), self._condition:
                 if not self._condition.wait_for(self._is_done, seconds):
                     raise WaitError(f"{self!r} did not finish within {seconds:g} s")
         except KeyboardInterrupt:
-            _cancel_quietly([self])
+            _cancel_after_interrupt([self])
             raise
         finally:
-            if linked:
-                waiter.remove_cancel_action(self.cancel)
+            if link is not None:
+                waiter.remove_cancel_action(link)
+
+    def _outcome(self) -> None:
+        self._retrieved = True
+        if self._state in _CANCELLED:
+            raise self._cancelled_error()
 
     def wait(self, timeout: Any = None) -> Future:
         """Block until done and return this future (so ``f.wait().result()`` works).
 
         ``timeout`` is in seconds or a time quantity; ``None`` waits forever.
+        It bounds this wait only: the operation goes on after a timeout.
 
         :raises WaitError: if not done within ``timeout``.
-        :raises CancelledError: if the future was cancelled.
+        :raises CancelledError: if the future was cancelled, naming the reason.
         :raises: the exception the function raised.
-        :raises KeyboardInterrupt: after cancelling the future (which runs its
-            cancel action, e.g. stops the motor).
+        :raises KeyboardInterrupt: after a cancel request on the future (which
+            runs its stop actions, e.g. stops the motor).
         """
         self._block(timeout)
-        self._retrieved = True
+        self._outcome()
         super().result(0)
         return self
 
@@ -276,21 +366,22 @@ class Future(concurrent.futures.Future):
     def result(self, timeout: Any = None) -> Any:
         """Return the function's result, waiting as :meth:`wait` does."""
         self._block(timeout)
-        self._retrieved = True
+        self._outcome()
         return super().result(0)
 
     def exception(self, timeout: Any = None) -> Optional[BaseException]:
         """Return the function's exception (or ``None``), waiting as :meth:`wait` does."""
         self._block(timeout)
-        self._retrieved = True
+        self._outcome()
         return super().exception(0)
 
     def __await__(self):
         """Await the result from asyncio without blocking the event loop.
 
-        Cancelling the awaiting task cancels this future: the cancel action runs
-        in a helper thread while the task waits for it, so the loop stays free
-        and, once the task has been cancelled, the operation has stopped.
+        Cancelling the awaiting task cancels this future: the cancel request
+        is made in a helper thread while the task waits for it, so the loop
+        stays free and, once the task has been cancelled, the operation has
+        stopped.
         """
         return self._await_in_loop().__await__()
 
@@ -310,14 +401,14 @@ class Future(concurrent.futures.Future):
         try:
             await woken
         except asyncio.CancelledError:
-            await loop.run_in_executor(None, self.cancel)
+            await loop.run_in_executor(None, functools.partial(self.cancel, reason="task cancellation"))
             raise
         if self.cancelled():
-            raise asyncio.CancelledError(f"{self!r} was cancelled")
+            raise asyncio.CancelledError(str(self._cancelled_error()))
         return self.result()
 
     def __del__(self) -> None:
-        if self._state == FINISHED and self._exception is not None and not self._retrieved:
+        if getattr(self, "_state", None) == FINISHED and self._exception is not None and not self._retrieved:
             error = self._exception
             try:
                 LOG.error(
@@ -335,12 +426,30 @@ def _set_if_pending(waiter: Any) -> None:
 
 
 def current_future() -> Optional[Future]:
-    """Return the future of the ``@async_`` call running in this context, if any."""
+    """Return the future of the operation running in this context, if any."""
     return _current.get()
 
 
+def check_cancelled() -> None:
+    """Raise ``CancelledError`` if the operation running here was asked to stop.
+
+    The one check for loops (scans, writers, grabs, pipelines): call it
+    between steps. Outside any operation it does nothing.
+
+    :raises CancelledError: naming the operation and the reason of the request.
+    """
+    future = _current.get()
+    if future is not None and future._cancel_reason is not None:
+        raise CancelledError(future._stopped_text())
+
+
 class CancelRegistration:
-    """A cancel action registered by :func:`on_cancel`; a ``with`` block unregisters it on exit."""
+    """A stop action registered by :func:`on_cancel`; a ``with`` block unregisters it on exit.
+
+    Leaving the block with a ``KeyboardInterrupt`` (Ctrl-C in the main thread,
+    e.g. in a blocking move) runs the action, protected from a second Ctrl-C,
+    before the interrupt goes on: the hardware is stopped.
+    """
 
     __slots__ = ("_action", "_future")
 
@@ -355,43 +464,78 @@ class CancelRegistration:
     def __enter__(self) -> CancelRegistration:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    @protected
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
         self.remove()
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            future = self._future
+            if future is not None:
+                with future._condition:
+                    if future._cancel_reason is None:
+                        future._cancel_reason = "Ctrl-C"
+            try:
+                self._action()
+            except Exception:
+                LOG.exception("stopping after Ctrl-C failed: %r", self._action)
+            discard_held()
 
 
 def on_cancel(action: Callable[[], Any]) -> CancelRegistration:
-    """Register ``action`` as a cancel action of the ``@async_`` call running here.
+    """Register ``action`` as a stop action of the operation running here.
 
-    Call it from inside a decorated function, before the part that
-    ``action`` interrupts; outside one it registers nothing. Used as a
-    context manager, the action is unregistered when the block ends -- what
-    a step nested in a longer operation wants::
+    Call it before the part that ``action`` interrupts. Used as a context
+    manager, the action is unregistered when the block ends -- what a step
+    nested in a longer operation wants::
 
         @async_
         def move(self, delta):
             with on_cancel(self.stop):      # cancelling stops the motor
                 ...
 
-    Without ``with`` it stays registered until the call ends.
+    Without ``with`` it stays registered until the call ends. Outside any
+    operation it registers nothing, but a ``with`` block still runs
+    ``action`` when Ctrl-C interrupts it.
+
+    :raises CancelledError: if the operation was already asked to stop: the
+        part it would interrupt must not start.
     """
     future = _current.get()
     if future is not None:
+        check_cancelled()
         future.add_cancel_action(action)
     return CancelRegistration(future, action)
 
 
-def _cancel_quietly(futures: Iterable[concurrent.futures.Future]) -> None:
-    """Cancel every future (Ctrl-C); log failing cancel actions instead of raising them.
+#: How long Ctrl-C waits for the operations it stopped to end, in seconds.
+INTERRUPT_GRACE = 5.0
 
-    Used where an interrupt is being handled: the KeyboardInterrupt must stay
-    what the caller sees, and one failing stop must not keep the others from
-    running.
+
+@protected
+def _cancel_after_interrupt(futures: Iterable[concurrent.futures.Future]) -> None:
+    """Ask every future to stop because of Ctrl-C; log failing stop actions instead of raising them.
+
+    Then wait, at most :data:`INTERRUPT_GRACE` seconds in all, until they
+    have ended, so that the interrupt reaches the caller once the operations
+    have stopped; one still running then is logged. Protected: a second
+    Ctrl-C cannot leave some of them running. The KeyboardInterrupt being
+    handled stays what the caller sees.
     """
+    futures = list(futures)
     for future in futures:
         try:
-            future.cancel()
+            if isinstance(future, Future):
+                future.request_cancel("Ctrl-C")
+            else:
+                future.cancel()
         except Exception:
-            LOG.exception("cancelling %r after Ctrl-C failed", future)
+            LOG.exception("stopping %r after Ctrl-C failed", future)
+    deadline = time.monotonic() + INTERRUPT_GRACE
+    for future in futures:
+        if not future.done() and _current.get() is not future:
+            concurrent.futures.wait([future], max(0.0, deadline - time.monotonic()))
+            if not future.done():
+                LOG.error("%r was asked to stop after Ctrl-C but is still running", future)
+    discard_held()
 
 
 def _run_all(actions: Iterable[Callable[[], Any]]) -> None:
@@ -406,48 +550,54 @@ def _run_all(actions: Iterable[Callable[[], Any]]) -> None:
         raise first
 
 
-def _name_of(func: Callable) -> str:
-    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+def _run(future: Future, func: Callable, args: tuple, kwargs: dict) -> None:
+    """The one runner of a call, in a pool thread or inline (already in the call's context).
 
-
-def _run_now(func: Callable, name: str, args: tuple, kwargs: dict) -> Future:
-    """Run ``func`` in the caller's thread, in a copy of its context; return its finished future."""
-    future = Future(name)
-    future._state = RUNNING  # nobody else can see it yet
-    contextvars.copy_context().run(_run_here, future, func, args, kwargs)
-    return future
-
-
-def _run_here(future: Future, func: Callable, args: tuple, kwargs: dict) -> None:
+    Exceptions end in the future. A ``KeyboardInterrupt`` (inline only: pool
+    threads never get one) first runs the stop actions still registered,
+    protected from a second Ctrl-C, and is then raised again, as is any other non-``Exception``.
+    """
+    if not future.set_running_or_notify_cancel():
+        return
     _current.set(future)
     try:
         result = func(*args, **kwargs)
-    except Exception as error:
-        future._settle(None, error)
-    except BaseException:
-        # Ctrl-C or exit while running synchronously: stop what it was doing
-        # first, then mark the future cancelled; the interrupt stays what is raised.
-        try:
-            _run_all(reversed(future._cancel_actions))
-        except Exception:
-            LOG.exception("stopping %r after an interrupt failed", future)
-        future._cancelling = True
-        future._settle(None, None)
-        raise
+    except BaseException as error:
+        _finish_after(future, error)
+        if not isinstance(error, Exception):
+            raise
     else:
         future._settle(result, None)
 
 
-class _WorkItem:
+@protected
+def _finish_after(future: Future, error: BaseException) -> None:
+    if isinstance(error, KeyboardInterrupt):
+        try:
+            future.request_cancel("Ctrl-C")
+        except Exception:
+            LOG.exception("stopping %r after Ctrl-C failed", future)
+        discard_held()
+    future._settle(None, error)
+
+
+class _Call:
     """What the pool runs for one ``@async_`` call."""
 
-    __slots__ = ("future",)
+    __slots__ = ("args", "context", "func", "future", "kwargs")
 
-    def __init__(self, future: Future) -> None:
-        self.future = future
+    def __init__(self, future: Future, func: Callable, args: tuple, kwargs: dict) -> None:
+        self.future, self.func, self.args, self.kwargs = future, func, args, kwargs
+        self.context = contextvars.copy_context()
 
-    def run(self, *_worker_context: Any) -> None:
-        self.future._execute()
+    def run(self) -> None:
+        """Run in a pool thread: a ``SystemExit`` and the like end in the future, not the thread."""
+        try:
+            self.context.run(_run, self.future, self.func, self.args, self.kwargs)
+        except BaseException:  # already stored in the future by _run
+            pass
+        finally:
+            self.args = self.kwargs = self.context = None
 
 
 def async_(func: Callable[..., _T]) -> Callable[..., Future]:
@@ -466,15 +616,15 @@ def async_(func: Callable[..., _T]) -> Callable[..., Future]:
         return classmethod(async_(func.__func__))
     if is_async(func):
         return func
-    name = _name_of(func)
 
     @functools.wraps(func)
     def submit(*args: Any, **kwargs: Any) -> Future:
-        if config.DISABLE_ASYNC:
-            return _run_now(func, name, args, kwargs)
-        future = Future(name)
-        future._work = [(contextvars.copy_context(), func, args, kwargs)]
-        get_executor().submit_item(_WorkItem(future))
+        future = Future()
+        future._call = (func, args, kwargs)
+        if config.DISABLE_ASYNC:  # the same runner, inline (frames kept few: nesting recurses)
+            contextvars.copy_context().run(_run, future, func, args, kwargs)
+        else:
+            get_executor().submit(_Call(future, func, args, kwargs))
         return future
 
     submit._concert_async = True
@@ -493,7 +643,8 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
 
     Every future is waited for even when an earlier one failed, so nothing is
     left running unnoticed. ``timeout`` (seconds or a time quantity) bounds the
-    whole wait.
+    whole wait; the operations go on after it. Ctrl-C while waiting asks
+    every one of them to stop (their stop actions run) and is raised again.
 
     :raises WaitError: naming the futures not done within ``timeout``.
     :raises: the exception of the first future (in the given order) that
@@ -511,20 +662,25 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
                 if isinstance(future, Future):
                     future._block(remaining)
                 else:
-                    concurrent.futures.wait([future], remaining)
+                    with blocked():
+                        concurrent.futures.wait([future], remaining)
             except WaitError:
                 pass
             if not future.done():
                 late.append(future)
     except KeyboardInterrupt:
-        _cancel_quietly(futures)  # Ctrl-C stops everything being waited for
+        _cancel_after_interrupt(futures)  # Ctrl-C stops everything being waited for
         raise
     if late:
         raise WaitError(f"{len(late)} of {len(futures)} futures not done within {seconds:g} s: {late!r}")
-    failures = []
+    failures: List[BaseException] = []
     for future in futures:
         if future.cancelled():
-            failures.append(CancelledError(f"{future!r} was cancelled"))
+            failures.append(
+                future._cancelled_error()
+                if isinstance(future, Future)
+                else CancelledError(f"{future!r} was cancelled")
+            )
         elif future.exception() is not None:
             failures.append(future.exception())
     for other in failures[1:]:  # the first is raised; the others must not vanish
@@ -561,7 +717,7 @@ def threaded(func: Callable) -> Callable[..., threading.Thread]:
             target=context.run,
             args=(func, *args),
             kwargs=kwargs,
-            name=f"concert-threaded-{_name_of(func)}",
+            name=f"concert-threaded-{getattr(func, '__qualname__', func)}",
             daemon=True,
         )
         thread.start()

@@ -21,10 +21,23 @@ The model, in four rules:
    which a script nests its ``with`` blocks is free. Every wait also honours
    :data:`concert.config.LOCK_TIMEOUT`.
 
+5. Checked methods of one state machine (and a motor's motions) run one at a
+   time, whatever their owner: each device has a :class:`Slot` that such an
+   operation holds for its duration. Waiting for a slot goes through the same
+   manager, so the deadlock check and ``LOCK_TIMEOUT`` cover it too: there is
+   no lock the detector cannot see.
+
 All lock state lives under one module-wide condition, ``_manager``: one lock
 to reason about, and a consistent snapshot for the deadlock check. Hardware
 operations take milliseconds or more, so sharing it costs nothing that
-matters.
+matters. Every wait is a Concert wait: a pool thread waiting here lets the
+pool start another (:func:`concert.executor.blocked`), and a cancel request
+on the waiting operation ends the wait with ``CancelledError``. The
+bookkeeping around a wait is protected from Ctrl-C
+(:func:`concert.interrupts.protected`), so an interrupt never leaves a lock
+half taken or half released.
+
+Devices enter this module through :mod:`concert.operations`, once per device call.
 """
 
 from __future__ import annotations
@@ -35,13 +48,15 @@ import itertools
 import threading
 import time
 from threading import Condition
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from concert import config
 from concert.exceptions import LockError
+from concert.executor import blocked
+from concert.interrupts import interruptibly, protected
 from concert.timeouts import optional_seconds
 
-__all__ = ["ExclusiveLock", "Owner", "current_owner", "operation"]
+__all__ = ["ExclusiveLock", "Owner", "Slot", "current_owner", "enter", "leave"]
 
 
 class Owner:
@@ -107,7 +122,10 @@ class ExclusiveLock:
 
     # -- what blocks whom (caller holds _manager) ---------------------------------
 
-    def _blockers(self, owner: Owner, exclusive: bool) -> List[Owner]:
+    def _blocked(self, owner: Owner, exclusive: Any) -> bool:
+        return bool(self._blockers(owner, exclusive))
+
+    def _blockers(self, owner: Owner, exclusive: Any) -> List[Owner]:
         blockers = []
         if self._holder is not None and self._holder is not owner:
             blockers.append(self._holder)
@@ -122,10 +140,12 @@ class ExclusiveLock:
 
     # -- holding (the `with` statement) ----------------------------------------------
 
+    @protected
     def hold(self, owner: Owner) -> None:
         """Make ``owner`` hold this lock exclusively, waiting as rule 2 says.
 
         :raises LockError: on a deadlock or when :data:`~concert.config.LOCK_TIMEOUT` expires.
+        :raises CancelledError: if the operation waiting here is asked to stop.
         """
         with _manager:
             if self._holder is not owner:
@@ -137,25 +157,33 @@ class ExclusiveLock:
                     if count:
                         self._pending[owner] = count
                     _manager.notify_all()  # operations held back by this request may go on
-            if self._depth == 0:
-                self._holder = owner
-                _holding.setdefault(owner, []).append(self)
-            self._depth += 1
+            self._grant(owner)
 
+    def _grant(self, owner: Owner) -> None:
+        if self._depth == 0:
+            self._holder = owner
+            _holding.setdefault(owner, []).append(self)
+        self._depth += 1
+
+    def _ungrant(self, owner: Owner) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._holder = None
+            held = _holding[owner]
+            held.remove(self)
+            if not held:
+                del _holding[owner]
+            _manager.notify_all()
+
+    @protected
     def release(self, owner: Owner) -> None:
-        """Undo one :meth:`hold` by ``owner``."""
+        """Undo one :meth:`hold` by ``owner`` (protected from Ctrl-C)."""
         with _manager:
             if self._holder is not owner:
                 raise LockError(f"{self.name} is not held by {owner}")
-            self._depth -= 1
-            if self._depth == 0:
-                self._holder = None
-                held = _holding[owner]
-                held.remove(self)
-                if not held:
-                    del _holding[owner]
-                _manager.notify_all()
+            self._ungrant(owner)
 
+    @protected
     def __enter__(self) -> ExclusiveLock:
         owner = _owner.get() or Owner()
         reset = _owner.set(owner)
@@ -165,13 +193,13 @@ class ExclusiveLock:
             _owner.reset(reset)
             raise
         _entered.set((*_entered.get(), reset))
-        _thread_holders().append(owner)
         return self
 
+    @protected
     def __exit__(self, *exc_info: object) -> None:
-        _thread_holders().remove(_owner.get())
         self._leave()
 
+    @protected
     def _leave(self) -> None:
         resets = _entered.get()
         owner = _owner.get()
@@ -181,12 +209,22 @@ class ExclusiveLock:
 
     async def __aenter__(self) -> ExclusiveLock:
         import asyncio
-
-        from concert.executor import get_executor
+        import concurrent.futures
 
         owner = _owner.get() or Owner()
         reset = _owner.set(owner)
-        acquiring = get_executor().submit(self.hold, owner)
+        acquiring: concurrent.futures.Future = concurrent.futures.Future()
+
+        def acquire() -> None:
+            try:
+                self.hold(owner)
+            except BaseException as error:
+                acquiring.set_exception(error)
+            else:
+                acquiring.set_result(None)
+
+        # A thread of its own, not the pool: a pool full of waiting jobs cannot starve it.
+        threading.Thread(target=acquire, name=f"concert-async-with-{self.name}", daemon=True).start()
         try:
             await asyncio.shield(asyncio.wrap_future(acquiring))
         except BaseException:
@@ -201,173 +239,145 @@ class ExclusiveLock:
     async def __aexit__(self, *exc_info: object) -> None:
         self._leave()  # an async block is held by its task, not by the loop's thread
 
-    def _release_if_held(self, hold: concurrent.futures.Future, owner: Owner) -> None:
+    def _release_if_held(self, hold: Any, owner: Owner) -> None:
         if not hold.cancelled() and hold.exception() is None:
             self.release(owner)
 
 
-class operation:  # noqa: N801 - used like the function-style context managers of contextlib
-    """Run the body as an operation on all ``locks`` at once (rule 3)::
+class Slot:
+    """One-at-a-time execution on a device (rule 5): held by one operation, whatever its owner.
 
-        with operation((device_lock, parameter_lock)):
-            setter(value)
+    ``name`` names the device in error messages. Guarded by ``_manager``.
+    """
 
-    Waits, atomically for all of them, until no other owner holds any; then
-    the body runs and no other owner can take them until it ends.
+    __slots__ = ("_operation", "_owner", "name")
 
-    An operation nested in one this thread is already running on the same
-    locks *for the same owner* (a write inside a device method, a state check
-    inside a write) needs no bookkeeping and skips the manager: the outer
-    operation keeps every other owner out. This is tracked per thread and
-    owner, not per context, because futures copy the context and may outlive
-    the operation that started them, and a waiting worker may run another
-    owner's work.
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._operation: Any = None
+        self._owner: Optional[Owner] = None
+
+    def __repr__(self) -> str:
+        return f"<Slot {self.name} {'busy' if self._operation is not None else 'free'}>"
+
+    def _blocked(self, owner: Owner, operation: Any) -> bool:
+        return self._operation is not None and self._operation is not operation
+
+    def _blockers(self, owner: Owner, operation: Any) -> List[Owner]:
+        if self._blocked(owner, operation) and self._owner is not owner:
+            return [self._owner]
+        return []
+
+    @property
+    def holder(self) -> Optional[Owner]:
+        """The owner of the operation running in the slot, or ``None``."""
+        return self._owner
+
+
+@protected
+def enter(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot], operation: Any) -> None:
+    """Start ``operation`` of ``owner`` on ``locks`` (rule 3) and in ``slot`` (rule 5), atomically.
+
+    Waits until no other owner holds any of the locks and no other operation
+    runs in the slot. On return everything is registered; on an exception
+    nothing is. Pair with :func:`leave`.
 
     :raises LockError: on a deadlock or when :data:`~concert.config.LOCK_TIMEOUT` expires.
+    :raises CancelledError: if the operation is asked to stop while it waits.
     """
-
-    __slots__ = ("_locks", "_nested", "_owner", "_reset")
-
-    def __init__(self, locks: Sequence[ExclusiveLock]) -> None:
-        self._locks = locks
-
-    def __enter__(self) -> Owner:
-        active = _thread_operations()
-        locks = self._locks
-        owner = _owner.get()
-        self._reset = None
-        if owner is None:
-            owner = Owner()
-            self._reset = _owner.set(owner)
-        self._owner = owner
-        self._nested = all((lock, owner) in active for lock in locks)
-        if not self._nested:
-            try:
-                with _manager:
-                    _wait_until_free(tuple((lock, False) for lock in locks), owner)
-                    for lock in locks:
-                        lock._operations[owner] = lock._operations.get(owner, 0) + 1
-            except BaseException:
-                if self._reset is not None:
-                    _owner.reset(self._reset)
-                raise
-        for lock in locks:
-            key = (lock, owner)
-            active[key] = active.get(key, 0) + 1
-        return owner
-
-    def __exit__(self, *exc_info: object) -> None:
-        active = _thread_operations()
-        locks, owner = self._locks, self._owner
-        for lock in locks:
-            key = (lock, owner)
-            depth = active[key] - 1
-            if depth:
-                active[key] = depth
-            else:
-                del active[key]
-        if not self._nested:
-            with _manager:
-                for lock in locks:
-                    count = lock._operations[owner] - 1
-                    if count:
-                        lock._operations[owner] = count
-                    else:
-                        del lock._operations[owner]
-                _manager.notify_all()
-        if self._reset is not None:
-            _owner.reset(self._reset)
+    wanted: Tuple[Tuple[Any, Any], ...] = tuple((lock, False) for lock in locks)
+    if slot is not None:
+        wanted = (*wanted, (slot, operation))
+    with _manager:
+        _wait_until_free(wanted, owner)
+        _register(owner, locks, slot, operation)
 
 
-_local = threading.local()
+@protected
+def leave(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:
+    """End what :func:`enter` started (protected from Ctrl-C)."""
+    with _manager:
+        _unregister(owner, locks, slot)
 
 
-def _thread_holders() -> List[Owner]:
-    """Owners whose ``with`` blocks the calling thread is inside, innermost last (thread-owned)."""
-    try:
-        return _local.holders
-    except AttributeError:
-        _local.holders = []
-        return _local.holders
+def _register(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot], operation: Any) -> None:
+    for lock in locks:
+        lock._operations[owner] = lock._operations.get(owner, 0) + 1
+    if slot is not None:
+        slot._operation, slot._owner = operation, owner
 
 
-def _suspended_here(owner: Owner) -> set:
-    """Owners other than ``owner`` whose work the calling thread has suspended to run this.
-
-    A worker waiting on a future runs it in its own thread (see
-    :mod:`concert.futures`); while it does, the owners of the blocks and
-    operations it was in cannot make progress. Waiting for one of them would
-    hang for ever.
-    """
-    owners = {other for _, other in _thread_operations()} | set(_thread_holders())
-    owners.discard(owner)
-    return owners
-
-
-def _thread_operations() -> Dict[Tuple[ExclusiveLock, Owner], int]:
-    """(lock, owner) pairs the calling thread runs operations for, with nesting depths (thread-owned)."""
-    try:
-        return _local.operations
-    except AttributeError:
-        _local.operations = {}
-        return _local.operations
+def _unregister(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:
+    for lock in locks:
+        count = lock._operations[owner] - 1
+        if count:
+            lock._operations[owner] = count
+        else:
+            del lock._operations[owner]
+    if slot is not None:
+        slot._operation = slot._owner = None
+    _manager.notify_all()
 
 
-def _wait_until_free(wanted: Tuple[Tuple[ExclusiveLock, bool], ...], owner: Owner) -> None:
-    # Caller holds _manager. `wanted` is ((lock, exclusive), ...).
-    if not any(lock._blockers(owner, exclusive) for lock, exclusive in wanted):
+def _wake_waiters() -> None:
+    with _manager:
+        _manager.notify_all()
+
+
+@protected
+def _wait_until_free(wanted: Tuple[Tuple[Any, Any], ...], owner: Owner) -> None:
+    # Caller holds _manager. `wanted` is ((lock, exclusive) or (slot, operation), ...).
+    if not any(lock._blocked(owner, mode) for lock, mode in wanted):
         return
+    from concert.futures import check_cancelled, on_cancel
+
     timeout = optional_seconds(config.LOCK_TIMEOUT, "LOCK_TIMEOUT")
     deadline = None if timeout is None else time.monotonic() + timeout
-    waiting = _waiting.setdefault(owner, [])
-    try:
-        while True:
-            blocked = [(lock, exclusive) for lock, exclusive in wanted if lock._blockers(owner, exclusive)]
-            if not blocked:
-                return
-            lock, exclusive = blocked[0]
-            suspended = _suspended_here(owner) & set(lock._blockers(owner, exclusive))
-            if suspended:
-                raise LockError(
-                    f"deadlock: {owner} wants {lock.name}, which {', '.join(map(str, suspended))} has; "
-                    "that owner waits in this very thread for this work to finish. Do not wait, inside "
-                    "a with-block or a device operation, for work that needs the same device"
-                )
-            cycle = _find_cycle(owner, lock, exclusive)
-            if cycle is not None:
-                blocker, waited = cycle
-                raise LockError(
-                    f"deadlock: {owner} wants {lock.name} while holding {_names(_holding.get(owner))}, "
-                    f"but {blocker}, which has {lock.name}, waits for {waited.name}; "
-                    "take them in the same order everywhere, or release one first"
-                )
-            waiting.append((lock, exclusive))
-            try:
+    with on_cancel(_wake_waiters), blocked():
+        waiting = _waiting.setdefault(owner, [])
+        try:
+            while True:
+                check_cancelled()
+                blocked_by = [(lock, mode) for lock, mode in wanted if lock._blocked(owner, mode)]
+                if not blocked_by:
+                    return
+                lock, mode = blocked_by[0]
+                cycle = _find_cycle(owner, lock, mode)
+                if cycle is not None:
+                    blocker, waited = cycle
+                    raise LockError(
+                        f"deadlock: {owner} wants {lock.name} while holding {_names(_holding.get(owner))}, "
+                        f"but {blocker}, which has {lock.name}, waits for {waited.name}; "
+                        "take them in the same order everywhere, or release one first"
+                    )
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise LockError(
                         f"waited {timeout:g} s (LOCK_TIMEOUT) for {lock.name}, "
-                        f"held by {lock._holder or 'others'}"
+                        f"held by {getattr(lock, '_holder', None) or 'others'}"
                     )
-                _manager.wait(remaining)
-            finally:
-                waiting.remove((lock, exclusive))
-    finally:
-        if not waiting:
-            _waiting.pop(owner, None)
+                waiting.append((lock, mode))
+                try:
+                    interruptibly(_manager.wait, remaining)  # Ctrl-C ends a lock wait
+                finally:
+                    waiting.remove((lock, mode))
+        finally:
+            if not waiting:
+                _waiting.pop(owner, None)
 
 
 def _names(locks: Optional[List[ExclusiveLock]]) -> str:
     return ", ".join(sorted(lock.name for lock in locks)) if locks else "nothing"
 
 
-def _find_cycle(owner: Owner, lock: ExclusiveLock, exclusive: bool) -> Optional[Tuple[Owner, ExclusiveLock]]:
+def _find_cycle(owner: Owner, lock: Any, mode: Any) -> Optional[Tuple[Owner, Any]]:
     """Return (the owner blocking ``lock``, the lock it waits for) if waiting would close a cycle.
 
     Depth-first search through "X waits for a lock that Y holds or operates
-    on", starting from the owners that block ``lock``. Caller holds _manager.
+    on, or for a slot Y's operation runs in", starting from the owners that
+    block ``lock``. Caller holds _manager.
     """
-    for first in lock._blockers(owner, exclusive):
+    for first in lock._blockers(owner, mode):
         seen = set()
         stack = [first]
         while stack:
@@ -375,8 +385,8 @@ def _find_cycle(owner: Owner, lock: ExclusiveLock, exclusive: bool) -> Optional[
             if current in seen:
                 continue
             seen.add(current)
-            for waited, waits_exclusively in _waiting.get(current, ()):
-                blockers = waited._blockers(current, waits_exclusively)
+            for waited, waited_mode in _waiting.get(current, ()):
+                blockers = waited._blockers(current, waited_mode)
                 if owner in blockers:
                     return first, _waiting[first][0][0] if _waiting.get(first) else waited
                 stack.extend(blockers)

@@ -36,7 +36,6 @@ import itertools
 import math
 from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple
 
-from concert import fences
 from concert.dispatcher import dispatcher
 from concert.exceptions import (
     AccessorNotImplementedError,
@@ -50,7 +49,9 @@ from concert.exceptions import (
     WriteAccessError,
 )
 from concert.futures import Future, async_
-from concert.locking import ExclusiveLock, operation
+from concert.locking import ExclusiveLock
+from concert.naming import describe_value
+from concert.operations import device_call
 from concert.polling import busy_wait
 from concert.quantities import q
 
@@ -211,10 +212,9 @@ class ParameterValue:
         if setter is None:
             raise WriteAccessError(f"{self._label} cannot be written (to {value!r}): it has no setter")
         value = self._validate(value)
-        device_lock = getattr(self._instance, "_exclusive", None)
-        locks = (self._lock,) if device_lock is None else (device_lock, self._lock)
-        with fences.fence(self._instance, f"writing {self.name}"), operation(locks):
-            fences.check(self._instance)
+        with device_call(
+            self._instance, lambda: f"{self._instance!r}.{self.name} = {describe_value(value)}", (self._lock,)
+        ):
             try:
                 setter(value)
             except AccessorNotImplementedError as error:

@@ -29,26 +29,29 @@ Rules:
   keeps its message in ``device[state_name].error``; a cancellation
   (``CancelledError``, Ctrl-C) ends in ``target`` as a normal return does.
   Leaving ``'error'`` takes a method whose ``source`` allows it, e.g. ``reset()``.
-* Every change of the software state sends ``dispatcher.send(device, new_state)``.
-* Both decorators run the method as an operation on the device's exclusive
-  lock (:mod:`concert.locking`): it waits for other owners' ``with device:``
-  blocks. They are fenced (:mod:`concert.fences`): a call queued before
-  :meth:`~concert.devices.base.Device.abort` does not run after it, and one
-  that was running ends with ``CancelledError``, its future cancelled.
+* Every change of the software state sends ``dispatcher.send(device, new_state)``;
+  setting the state and sending it are one step that Ctrl-C cannot split.
+  Only this module changes the software state: in :func:`transition`, and
+  after :meth:`~concert.devices.base.Device.abort`, which moves the device to
+  the states declared by ``State(after_abort={...})`` (a pump's
+  ``{'pumping': 'standby'}``).
+* Both decorators run the method as one device call
+  (:mod:`concert.operations`), entered once however they nest: it waits for
+  other owners' ``with device:`` blocks and for the device's one-at-a-time
+  slot, is fenced (a call submitted before ``abort()`` does not run after
+  it) and is stopped by ``abort()`` with its reason.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from concurrent.futures import CancelledError
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-from concert import fences
 from concert.dispatcher import dispatcher
 from concert.exceptions import StateError, WriteAccessError
-from concert.locking import operation
+from concert.interrupts import interruptibly, protected
+from concert.operations import device_call
 from concert.parameters import Parameter, ParameterValue
 
 __all__ = ["State", "StateValue", "check", "transition"]
@@ -57,7 +60,12 @@ States = Union[str, Sequence[str]]
 
 
 class State(Parameter):
-    """A finite-state-machine parameter (read-only from outside, see the module documentation)."""
+    """A finite-state-machine parameter (read-only from outside, see the module documentation).
+
+    ``after_abort`` maps states to the state the device is in once
+    ``abort()`` (or ``emergency_stop()``) has stopped it, e.g.
+    ``{'pumping': 'standby'}``; other states are kept.
+    """
 
     def __init__(
         self,
@@ -67,9 +75,11 @@ class State(Parameter):
         data: Any = None,
         check: Optional[Callable] = None,
         help: Optional[str] = None,
+        after_abort: Optional[Mapping[str, str]] = None,
     ) -> None:
         super().__init__(fget=fget, data=data, check=check, help=help)
         self.default = default
+        self.after_abort: Dict[str, str] = dict(after_abort or {})
 
     def __set__(self, instance: Any, value: Any) -> None:
         instance._parameter_values[self.name].write(value)
@@ -78,9 +88,7 @@ class State(Parameter):
 class StateValue(ParameterValue):
     """The value side of a :class:`State`; :attr:`error` keeps the last error message.
 
-    Device implementations change the software state outside :func:`transition`
-    with :meth:`_change` -- an emergency stop, say, which must not wait for
-    anything. Users cannot change it.
+    Users cannot change it; :func:`transition` and :meth:`after_abort` do.
     """
 
     _parameter: State
@@ -105,11 +113,18 @@ class StateValue(ParameterValue):
             f"{self._label} cannot be set (to {value!r}): states change only through the device's methods"
         )
 
+    @protected
     def _change(self, state: str, error: Optional[str] = None) -> None:
-        """Set the software state (from :func:`transition`) and announce it."""
+        """Set the software state and announce it, as one step Ctrl-C cannot split."""
         self._software = state
         self.error = error
         dispatcher.send(self._instance, state)
+
+    def after_abort(self) -> None:
+        """Move to the state declared for after an abort, if the current one has one."""
+        target = self._parameter.after_abort.get(self._software)
+        if target is not None:
+            self._change(target)
 
 
 State.value_class = StateValue
@@ -119,48 +134,14 @@ def _as_states(states: States) -> Tuple[str, ...]:
     return (states,) if isinstance(states, str) else tuple(states)
 
 
-@contextmanager
-def _device_operation(instance: Any, what: str) -> Iterator[None]:
-    """Run the body as an operation on ``instance``'s exclusive lock, if it has one.
-
-    Fenced (see :mod:`concert.fences`): if the device is aborted while this
-    waits for the lock, it does not run.
-    """
-    lock = getattr(instance, "_exclusive", None)
-    if lock is None:
-        yield
-        return
-    with fences.fence(instance, what), operation((lock,)):
-        fences.check(instance)
-        yield
-
-
-def _state_lock(instance: Any, state_name: str) -> threading.RLock:
-    """The lock that makes checked methods of one state machine run one at a time.
-
-    Taken after the device operation (so it never waits while holding what a
-    ``with device:`` block needs); created on first use, race-free through
-    ``dict.setdefault``.
-    """
-    locks = instance.__dict__.get("_concert_state_locks")
-    if locks is None:
-        locks = instance.__dict__.setdefault("_concert_state_locks", {})
-    lock = locks.get(state_name)
-    if lock is None:
-        lock = locks.setdefault(state_name, threading.RLock())
-    return lock
-
-
-def _call_text(func: Callable, args: tuple, kwargs: dict) -> str:
-    shown = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
-    return f"{func.__name__}({', '.join(shown)})"
-
-
 def check(source: States = "*", target: States = "*", state_name: str = "state") -> Callable:
     """Decorate a method so that it runs only when the device is in one of ``source``.
 
     ``'*'`` allows every state. ``target`` documents the states the method
-    leaves the device in (kept in the method's ``check_info``).
+    leaves the device in (kept in the method's ``check_info``). The method
+    runs in the device's one-at-a-time slot: a call made while another one
+    runs fails at once if the state is already wrong, and otherwise waits
+    for it and is checked again.
 
     :raises StateError: before the method runs, naming the device, the call and the state.
     """
@@ -180,22 +161,22 @@ def check(source: States = "*", target: States = "*", state_name: str = "state")
 
         @functools.wraps(func)
         def checked(instance: Any, *args: Any, **kwargs: Any) -> Any:
-            with _device_operation(instance, f"{func.__name__}()"):
-                lock = _state_lock(instance, state_name)
-                if not lock.acquire(blocking=False):
-                    verify(instance, args, kwargs)  # fail fast while the other call runs
-                    lock.acquire()
-                try:
-                    fences.check(instance)  # aborted while waiting for the other call
-                    verify(instance, args, kwargs)
-                    return func(instance, *args, **kwargs)
-                finally:
-                    lock.release()
+            slot = getattr(instance, "_slot", None)
+            if slot is not None and slot._operation is not None:
+                verify(instance, args, kwargs)  # fail fast while another call runs (a racy peek)
+            with device_call(instance, (func, (instance, *args), kwargs), slot=True):
+                verify(instance, args, kwargs)
+                return func(instance, *args, **kwargs)
 
         checked.check_info = (sources, targets, state_name)
         return checked
 
     return decorate
+
+
+def _call_text(func: Callable, args: tuple, kwargs: dict) -> str:
+    shown = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
+    return f"{func.__name__}({', '.join(shown)})"
 
 
 def transition(
@@ -204,36 +185,32 @@ def transition(
     """Decorate a method that changes the software state: ``immediate`` while it runs, ``target`` after.
 
     An exception puts the state into ``'error'`` (message kept in
-    ``device[state_name].error``) and propagates; a cancellation ends in
-    ``target``.
+    ``device[state_name].error``) and propagates; a cancellation
+    (``CancelledError``, Ctrl-C) ends in ``target``. The final state is set
+    however the method ends, even when Ctrl-C interrupts the announcement
+    of ``immediate``.
     """
 
     def decorate(func: Callable) -> Callable:
         @functools.wraps(func)
+        @protected
         def transitioning(instance: Any, *args: Any, **kwargs: Any) -> Any:
             state = instance[state_name]
-            with _device_operation(instance, f"{func.__name__}()"):
-                if immediate is not None:
-                    state._change(immediate)
+            with device_call(instance, (func, (instance, *args), kwargs), slot=True):
+                final: Optional[str] = target
+                error_text = None
                 try:
-                    result = func(instance, *args, **kwargs)
+                    if immediate is not None:
+                        state._change(immediate)
+                    return interruptibly(func, instance, *args, **kwargs)
                 except (CancelledError, KeyboardInterrupt):
-                    if target is not None:
-                        state._change(target)
                     raise
                 except BaseException as error:
-                    state._change("error", f"{type(error).__name__}: {error}")
+                    final, error_text = "error", f"{type(error).__name__}: {error}"
                     raise
-                if fences.aborted(instance):
-                    # Aborted while it ran: whatever it started after the stop is stopped
-                    # again, and the state is left to the abort unless still `immediate`.
-                    instance._abort()
-                    if immediate is not None and state._software == immediate and target is not None:
-                        state._change(target)
-                    fences.check(instance)
-                if target is not None:
-                    state._change(target)
-                return result
+                finally:
+                    if final is not None:
+                        state._change(final, error_text)
 
         return transitioning
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -294,3 +295,105 @@ def test_when_ignores_messages_sent_before_it(messages, asynchronous):
     assert not arrived.done()
     messages.send(motor, "standby")
     assert arrived.result(TIMEOUT) is motor
+
+
+def test_flush_timeout_is_honoured_under_disable_behind_a_busy_delivery(messages, asynchronous):
+    sender, started, gate = object(), threading.Event(), threading.Event()
+
+    def blocked(s):
+        started.set()
+        assert gate.wait(TIMEOUT)
+
+    messages.subscribe(sender, "m", blocked)
+    messages.send(sender, "m")  # runs in the delivery thread
+    assert started.wait(TIMEOUT)
+    messages.send(sender, "m")  # queued behind it
+    config.DISABLE_ASYNC = True
+    begin = time.monotonic()
+    with pytest.raises(WaitError, match=r"not all delivered within 0\.05 s.*handler <function .*blocked"):
+        messages.flush(0.05)
+    assert time.monotonic() - begin < TIMEOUT / 2
+    assert messages.queued() == 1  # a timeout loses nothing
+    gate.set()
+    messages.flush(TIMEOUT)
+    assert messages.queued() == 0
+
+
+def test_synchronous_send_waits_at_most_sync_timeout_then_queues_in_order(asynchronous, log_of):
+    records = log_of("concert.dispatcher").records
+    messages = Dispatcher("sync-timeout", sync_timeout=0.05)
+    sender, started, gate = object(), threading.Event(), threading.Event()
+    order = []
+
+    def blocked(s):
+        started.set()
+        assert gate.wait(TIMEOUT)
+        order.append(("a", threading.current_thread().name))
+
+    messages.subscribe(sender, "a", blocked)
+    for name in "bcd":
+        messages.subscribe(sender, name, lambda s, name=name: order.append((name, threading.current_thread().name)))
+    messages.send(sender, "a")
+    assert started.wait(TIMEOUT)
+    config.DISABLE_ASYNC = True
+    begin = time.monotonic()
+    messages.send(sender, "b")  # waits 0.05 s, then queues
+    messages.send(sender, "c")  # the same delivery is still stuck: queues at once
+    assert time.monotonic() - begin < TIMEOUT / 2
+    assert order == [] and messages.queued() == 2
+    assert [r.levelname for r in records] == ["WARNING", "WARNING"]
+    assert all("could not be delivered synchronously" in r.getMessage() for r in records)
+    assert "'b'" in records[0].getMessage() and "blocked" in records[0].getMessage()
+    gate.set()
+    messages.flush(TIMEOUT)
+    messages.send(sender, "d")  # the delivery moved on: synchronous again
+    assert order == [
+        ("a", "concert-sync-timeout"),
+        ("b", "concert-sync-timeout"),
+        ("c", "concert-sync-timeout"),
+        ("d", threading.current_thread().name),
+    ]
+    assert len(records) == 2
+
+
+def test_sync_timeout_takes_seconds_or_a_time_quantity():
+    from concert.exceptions import UnitError
+    from concert.quantities import q
+
+    assert Dispatcher("x").sync_timeout == 10
+    assert Dispatcher("x", sync_timeout=None).sync_timeout is None
+    assert Dispatcher("x", sync_timeout=250 * q.ms).sync_timeout == pytest.approx(0.25)
+    with pytest.raises(UnitError, match="sync_timeout"):
+        Dispatcher("x", sync_timeout=3 * q.mm)
+
+
+def test_flush_waits_for_a_handler_that_sends_synchronously(messages, asynchronous):
+    """A nested synchronous delivery must not release a flush before the outer handler returns."""
+    sender, started, gate, flushed = object(), threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def outer(s):
+        started.set()
+        assert gate.wait(TIMEOUT)
+        messages.send(s, "nested")  # DISABLE is on by now: delivered here, after the queue
+        seen.append(("flush returned early", flushed.wait(0.2)))
+
+    messages.subscribe(sender, "outer", outer)
+    messages.subscribe(sender, "nested", lambda s: seen.append("nested"))
+    messages.send(sender, "outer")
+    assert started.wait(TIMEOUT)
+
+    def flush():
+        messages.flush(TIMEOUT)
+        flushed.set()
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    deadline = time.monotonic() + TIMEOUT
+    while not messages._queue:  # until the flusher's marker is queued
+        assert time.monotonic() < deadline
+    config.DISABLE_ASYNC = True
+    gate.set()
+    flusher.join(TIMEOUT)
+    assert flushed.is_set()
+    assert seen == ["nested", ("flush returned early", False)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
 
-from concert.locking import ExclusiveLock
+from concert import interrupts, operations
+from concert.interrupts import protected
+from concert.locking import ExclusiveLock, Slot
 from concert.parameters import Parameterizable
 
 __all__ = ["Device"]
@@ -19,16 +20,21 @@ class Device(Parameterizable):
     :meth:`emergency_stop` stop whatever the device is doing.
 
     Subclasses implement :meth:`_abort` (stop the current operation) and may
-    implement :meth:`_emergency_stop` (bring the hardware to a safe standstill).
+    implement :meth:`_emergency_stop` (bring the hardware to a safe standstill);
+    the state a device is in after a stop is declared on its
+    :class:`~concert.states.State` (``after_abort``).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._exclusive = ExclusiveLock(repr(self))
-        # The abort generation (see concert.fences): bumped by abort() under
-        # _abort_lock, read without it by operations as they start and go on.
-        self._aborts = 0
-        self._abort_lock = threading.Lock()
+        self._slot = Slot(repr(self))
+        # Both guarded by concert.locking's manager (see concert.operations):
+        # the last stop as (submission order, reason), and the futures of the
+        # device calls running now, with how many calls each.
+        self._fence: Optional[Tuple[int, str]] = None
+        self._calls: Dict[Any, int] = {}
+        interrupts.install()
 
     def __enter__(self) -> Device:
         self._exclusive.__enter__()
@@ -45,29 +51,53 @@ class Device(Parameterizable):
         await self._exclusive.__aexit__(*exc_info)
 
     def abort(self) -> None:
-        """Stop whatever the device is doing, including operations queued for it.
+        """Stop whatever the device is doing, including operations submitted for it before.
 
-        Calls :meth:`_abort` (which stops the hardware and returns once it
-        stands still) after fencing off every operation begun before: those
-        waiting for the device do not run, those running end with
-        ``CancelledError`` (see :mod:`concert.fences`). It waits for no lock
-        and for no caller's code. Callable from any thread at any time;
-        calling it again, or with nothing running, does no harm.
+        Operations submitted before the call and not started yet (queued in
+        the pool, queued behind another move) end cancelled without touching
+        the hardware; running ones get a cancel request with reason
+        ``abort()`` (their stop actions run) and end cancelled, the reason in
+        their ``CancelledError``. Then :meth:`_abort` stops the hardware and
+        the device moves to its state after an abort. Nothing submitted
+        before may run afterwards; work submitted afterwards runs normally.
+        Waits for no lock and for no caller's code; callable from any thread
+        at any time; calling it again, or with nothing running, does no harm.
+
+        :raises: the first exception a stop action or :meth:`_abort` raised,
+            after every step was taken.
         """
-        with self._abort_lock:
-            self._aborts += 1
-        self._abort()
+        self._stop_everything("abort()", emergency=False)
 
     def emergency_stop(self) -> None:
-        """Bring the device to a standstill now: :meth:`abort`, then :meth:`_emergency_stop`.
+        """Bring the device to a standstill now: like :meth:`abort`, then :meth:`_emergency_stop`.
 
-        :meth:`_emergency_stop` runs even if :meth:`abort` fails. Callable
+        The reason given to stopped operations is ``emergency_stop()``.
+        :meth:`_emergency_stop` runs even if a step before fails. Callable
         from any thread at any time, idempotent.
         """
+        self._stop_everything("emergency_stop()", emergency=True)
+
+    @protected
+    def _stop_everything(self, reason: str, emergency: bool) -> None:
+        errors = operations.abort(self, reason)
         try:
-            self.abort()
+            self._abort()
+        except Exception as error:
+            errors.append(error)
         finally:
-            self._emergency_stop()
+            try:
+                if emergency:
+                    self._emergency_stop()
+            finally:
+                self._states_after_abort()
+        if errors:
+            raise errors[0]
+
+    def _states_after_abort(self) -> None:
+        for value in self._parameter_values.values():
+            after_abort = getattr(value, "after_abort", None)
+            if after_abort is not None:
+                after_abort()
 
     def _abort(self) -> None:
         """Stop the hardware's current operation (override; default: nothing to stop)."""

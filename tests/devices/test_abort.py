@@ -47,7 +47,7 @@ def test_abort_does_not_cancel_or_wait_for_the_callers_work(asynchronous):
     busy_wait(lambda: motor.position > 0.5 * q.mm, sleep_time=0.001, timeout=TIMEOUT)
     motor.abort()
     runner.join(TIMEOUT)
-    assert "writing position was stopped by abort" in str(outcome["error"])
+    assert f"{motor!r}.position = 10 mm was stopped by abort()" in str(outcome["error"])
     assert motor.state == "standby" and motor.position < 10 * q.mm
 
 

@@ -564,7 +564,7 @@ def test_abort_stops_recording_and_wakes_a_waiting_grab(asynchronous):
     aborter.join(TIMEOUT)
     assert stopped.result(TIMEOUT) is camera
     assert camera.state == "standby"
-    with pytest.raises(StateError, match="not recording"):
+    with pytest.raises(CancelledError, match=r"grab\(\) was stopped by emergency_stop\(\)"):
         waiting.result(TIMEOUT)
     camera.abort()  # idempotent, harmless in standby
     assert camera.state == "standby"

@@ -139,7 +139,9 @@ def test_emergency_stop_during_a_blocking_write(synchronous):
         )
     )
     stopper.start()
-    with pytest.raises(CancelledError, match=r"LinearMotor#\d+: writing position was stopped by abort"):
+    with pytest.raises(
+        CancelledError, match=r"LinearMotor#\d+\.position = 100 mm was stopped by emergency_stop\(\)"
+    ):
         motor.position = 100 * q.mm  # blocks in this thread until stopped: and says so
     stopper.join(TIMEOUT)
     assert_stopped_part_way(motor, 0 * q.mm, 100 * q.mm)

@@ -58,7 +58,6 @@ Implementations provide the hardware side:
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from contextlib import contextmanager
 from enum import Enum
@@ -66,9 +65,9 @@ from typing import Any, Callable, Iterator, Optional
 
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError, LimitError, StateError, UnitError, WaitError
-from concert.futures import CancelledError, async_, on_cancel
+from concert.futures import async_, check_cancelled
 from concert.imaging import ImageWithMetadata
-from concert.locking import operation
+from concert.operations import device_call
 from concert.parameters import Parameter, Quantity
 from concert.quantities import q
 from concert.states import State, check, transition
@@ -168,7 +167,7 @@ class Camera(Device):
     #: The trigger sources, e.g. ``camera.trigger_source = camera.trigger_sources.SOFTWARE``.
     trigger_sources = TriggerSource
 
-    state = State(default="standby", help="standby, recording or error")
+    state = State(default="standby", help="standby, recording or error", after_abort={"recording": "standby"})
     exposure_time = Quantity(q.s, check=standby_only(), help="Exposure time of each frame")
     frame_rate = Quantity(1 / q.s, check=standby_only(), help="Frames per second in AUTO trigger mode")
     trigger_source = Parameter(
@@ -248,11 +247,9 @@ class Camera(Device):
 
     def _abort(self) -> None:
         # Stop at once, without waiting for anybody's exclusive access: abort() may come
-        # from any thread at any time, also while another owner holds the camera.
+        # from any thread at any time, also while another owner holds the camera. The
+        # state goes from recording to standby as declared.
         self._stop_real()
-        state = self["state"]
-        if state.read() == "recording":
-            state._change("standby")
 
     # -- frames ---------------------------------------------------------------------------
 
@@ -264,9 +261,9 @@ class Camera(Device):
         until its time comes, in SOFTWARE or EXTERNAL mode until a trigger),
         at most ``timeout`` (seconds or a time quantity; ``None``: as long as
         the camera records). Cancelling the future (or Ctrl-C while waiting
-        for it) stops the wait within 50 ms and takes no frame -- unless one
-        was being handed over at that very moment: a cancelled future drops
-        its result.
+        for it) stops the wait within 50 ms and takes no frame; a frame that
+        was being handed over at that very moment is returned (the future
+        then ends finished, not cancelled): no frame is ever dropped.
 
         :raises WaitError: no frame within ``timeout``; no frame was taken.
         :raises UnitError: ``timeout`` is not a duration.
@@ -274,9 +271,7 @@ class Camera(Device):
             waiting) and every frame it recorded has been read, or it is in
             ``'error'``.
         """
-        cancelled = threading.Event()
-        with on_cancel(cancelled.set):
-            frame = self._next_frame("grab()", timeout, cancelled)
+        frame = self._next_frame("grab()", timeout)
         if frame is None:
             state = self["state"].read()
             raise StateError(
@@ -313,19 +308,18 @@ class Camera(Device):
 
     def _stream(self, timeout: Any) -> Iterator[ImageWithMetadata]:
         while True:
-            frame = self._next_frame("stream()", timeout, None)
+            frame = self._next_frame("stream()", timeout)
             if frame is None:
                 return
             yield frame
 
-    def _next_frame(
-        self, what: str, timeout: Any, cancelled: Optional[threading.Event]
-    ) -> Optional[ImageWithMetadata]:
+    def _next_frame(self, what: str, timeout: Any) -> Optional[ImageWithMetadata]:
         """Return the next frame, or ``None`` when none can come (not recording, nothing buffered).
 
-        Polls the hardware in slices of _POLL_INTERVAL, each one operation on
-        the camera, so that a stop and a cancellation are noticed while
-        waiting and the camera is free between the slices. (concert.locking
+        Polls the hardware in slices of _POLL_INTERVAL, each one device call
+        on the camera, so that a stop and a cancel request
+        (:func:`~concert.futures.check_cancelled`) are noticed while waiting
+        and the camera is free between the slices. (concert.locking
         does not yet let another owner's waiting ``with camera:`` in between
         back-to-back operations: it gets in once the wait ends.) The state is
         read *before* each poll: a poll that follows a non-recording state has
@@ -335,8 +329,7 @@ class Camera(Device):
         deadline = None if seconds is None else time.monotonic() + seconds
         state = self["state"]
         while True:
-            if cancelled is not None and cancelled.is_set():
-                raise CancelledError(f"{self!r}: {what} was cancelled")
+            check_cancelled()
             current = state.read()
             if current not in ("standby", "recording"):
                 raise StateError(
@@ -345,7 +338,7 @@ class Camera(Device):
             wait = _POLL_INTERVAL if current == "recording" else 0.0
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - time.monotonic()))
-            with operation((self._exclusive,)):
+            with device_call(self, f"{self!r}.{what}"):
                 frame = self._grab_real(wait)
             if frame is not None:
                 return frame

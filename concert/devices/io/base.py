@@ -20,7 +20,7 @@ from typing import Any, Hashable, List
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError, ParameterError
 from concert.futures import async_
-from concert.locking import operation
+from concert.operations import device_call
 from concert.parameters import Parameter
 
 __all__ = ["IO"]
@@ -58,7 +58,7 @@ class IO(Device):
         """
         self._check_port(port, value)
         checked = self._check_port_value(port, value)
-        with operation((self._exclusive,)):
+        with device_call(self, None):
             self._write_port(port, checked)
 
     # -- what implementations provide ------------------------------------------------

@@ -21,11 +21,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from concert import config, fences
+from concert import config
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError
 from concert.futures import async_, on_cancel
-from concert.locking import operation
+from concert.operations import device_call
 from concert.parameters import Quantity
 from concert.quantities import q
 from concert.states import State, check, transition
@@ -43,28 +43,22 @@ _RESTING = ("standby", "hard-limit")
 class _Motor(Device):
     """Behaviour shared by linear and rotation motors; subclasses declare the units."""
 
-    state = State(default="standby", help="standby, moving, hard-limit or error")
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Serialises motions: held for a whole move, reentrant for its nested write.
-        self._motion = threading.RLock()
+    state = State(
+        default="standby", help="standby, moving, hard-limit or error", after_abort={"moving": "standby"}
+    )
 
     # -- position ------------------------------------------------------------------
 
     def _set_position(self, position: Any) -> None:
-        with self._motion:
+        # Motions run one at a time: a write queues in the motor's slot behind a running move.
+        with device_call(self, None, slot=True):
             self._move_to(position)
 
     @check(source=_RESTING, target=_RESTING)
     @transition(immediate="moving", target="standby")
     def _move_to(self, position: Any) -> None:
-        with on_cancel(self._stop_hardware):  # future.cancel() stops the motor
-            try:
-                self._move_hardware(position)
-            except KeyboardInterrupt:  # Ctrl-C during a blocking write in the main thread
-                self._stop_hardware()
-                raise
+        with on_cancel(self._stop_hardware):  # a cancel request or Ctrl-C stops the motor
+            self._move_hardware(position)
 
     @async_
     def move(self, delta: Any) -> None:
@@ -75,10 +69,9 @@ class _Motor(Device):
         """
         position = self["position"]
         delta = position._convert(delta, "move by")  # UnitError naming the motor, not pint's error
-        # Fenced before queueing for the motion, so an abort also stops queued moves; the
-        # position's own lock is taken before the motion lock, as a position write does.
-        with fences.fence(self, "move()"), operation((self._exclusive, position._lock)), self._motion:
-            fences.check(self)
+        # One device call: fenced (an abort also stops queued moves), queued in the motor's
+        # slot behind a running motion, so the target is computed from where that one ended.
+        with device_call(self, None, (position._lock,), slot=True):
             position.write(position.read() + delta)
 
     @async_
@@ -89,8 +82,7 @@ class _Motor(Device):
     @async_
     def home(self) -> None:
         """Move to the home position."""
-        with fences.fence(self, "home()"), operation((self._exclusive, self["position"]._lock)), self._motion:
-            fences.check(self)
+        with device_call(self, None, (self["position"]._lock,), slot=True):
             self._home()
 
     @check(source=_RESTING, target="standby")

@@ -16,6 +16,8 @@ import time
 from typing import Any, Optional, Tuple
 
 from concert.devices.motors import base
+from concert.interrupts import interruptibly, protected
+from concert.operations import device_call
 from concert.parameters import Quantity
 from concert.quantities import q
 from concert.states import check, transition
@@ -77,8 +79,9 @@ class _Axis:
                 and self._now() in (self._lower, self._upper)
             )
 
+    @protected
     def move_to(self, target: int, steps_per_second: float) -> None:
-        """Move to ``target``, blocking until there or stopped."""
+        """Move to ``target``, blocking until there or stopped (Ctrl-C stops it; never half-done)."""
         with self._lock:
             start = self._now()
             self._stop_request.clear()
@@ -88,7 +91,7 @@ class _Axis:
         arrived = False
         try:
             duration = abs(target - start) / steps_per_second
-            arrived = duration < 1e-6 or not self._stop_request.wait(duration)
+            arrived = duration < 1e-6 or not interruptibly(self._stop_request.wait, duration)
         finally:
             with self._lock:
                 self._steps = target if arrived else self._now()
@@ -222,26 +225,31 @@ class RotationMotor(_Simulated, base.RotationMotor):
 
 
 class _Continuous:
-    """Mixin: writing ``velocity`` starts constant-velocity motion; zero (or stop()) ends it."""
+    """Mixin: writing ``velocity`` starts constant-velocity motion; zero (or stop()) ends it.
+
+    The state is ``'moving'`` while it runs (``'hard-limit'`` once it has run
+    into a limit) and ``'standby'`` once stopped: the state after a stop that
+    motors declare.
+    """
 
     def _set_velocity(self, velocity: Any) -> None:
-        with self._motion:
+        with device_call(self, None, slot=True):  # one motion at a time, as positioning moves
             if velocity.magnitude == 0:
                 self._stop_hardware()
             else:
                 self._run(velocity)
 
     @check(source=("standby", "hard-limit", "moving"), target="moving")
-    @transition(immediate="moving")
+    @transition(immediate="moving", target="moving")
     def _run(self, velocity: Any) -> None:
         self._axis.stop()
         rate = self._steps_per_second(abs(velocity))
         self._axis.run(rate if velocity.magnitude > 0 else -rate)
 
     def _stop_hardware(self) -> None:
-        # No transition here: stopping must never wait for anybody's `with motor:` block.
+        # No device call here: stopping must never wait for anybody's `with motor:` block.
         if self._axis.stop():
-            self["state"]._change("standby")
+            self["state"].after_abort()
 
     def _get_state(self) -> str:
         state = self["state"]._software

@@ -33,7 +33,7 @@ __all__ = ["Pump"]
 class Pump(Device):
     """A pump (see the module documentation)."""
 
-    state = State(default="standby", help="standby, pumping or error")
+    state = State(default="standby", help="standby, pumping or error", after_abort={"pumping": "standby"})
     flow_rate = Quantity(q.l / q.min, lower=0 * q.l / q.min, help="Flow rate")
 
     @async_
@@ -67,12 +67,9 @@ class Pump(Device):
         self._stop()
 
     def _abort(self) -> None:
-        # Must not wait for anybody's locks: stop the hardware, then record and announce
-        # standby (an 'error' is kept: leaving it takes reset()).
-        was_pumping = self.state == "pumping"
+        # Must not wait for anybody's locks; the state goes from pumping to standby as
+        # declared (an 'error' is kept: leaving it takes reset()).
         self._stop()
-        if was_pumping:
-            self["state"]._change("standby")
 
     # -- what implementations provide ------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError
 from concert.futures import async_
-from concert.locking import operation
+from concert.operations import device_call
 from concert.parameters import Quantity
 from concert.quantities import q
 
@@ -38,7 +38,7 @@ class TarableScales(Scales):
     @async_
     def tare(self) -> None:
         """Return a future of taring: afterwards the current load reads 0 g."""
-        with operation((self._exclusive,)):
+        with device_call(self, None):
             self._tare()
 
     def _tare(self) -> None:

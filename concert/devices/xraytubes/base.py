@@ -32,7 +32,7 @@ __all__ = ["XRayTube"]
 class XRayTube(Device):
     """An X-ray tube (see the module documentation)."""
 
-    state = State(default="off", help="on, off or error")
+    state = State(default="off", help="on, off or error", after_abort={"on": "off"})
     voltage = Quantity(q.kV, lower=0 * q.kV, help="Acceleration voltage")
     current = Quantity(q.uA, lower=0 * q.uA, help="Tube current")
     power = Quantity(q.W, help="Electrical power, voltage times current")
@@ -68,12 +68,9 @@ class XRayTube(Device):
         self._off()
 
     def _abort(self) -> None:
-        # Must not wait for anybody's locks: switch the hardware off, then record and
-        # announce it (an 'error' is kept: leaving it takes reset()).
-        was_on = self.state == "on"
+        # Must not wait for anybody's locks; the state goes from on to off as declared
+        # (an 'error' is kept: leaving it takes reset()).
         self._off()
-        if was_on:
-            self["state"]._change("off")
 
     def _get_power(self) -> Any:
         try:

@@ -1,0 +1,113 @@
+"""Ctrl-C that cannot tear Concert's bookkeeping in half: :func:`protected` code.
+
+Python raises :class:`KeyboardInterrupt` in the main thread between almost
+any two bytecodes. Most of Concert may be interrupted anywhere (a wait, a
+move), but a few short steps must complete once begun: announcing a state
+change, granting or releasing a lock, running the stop actions after a first
+Ctrl-C. Functions decorated with :func:`protected` are such steps: a SIGINT
+that arrives while one of them runs is held back and delivered again a
+moment later, once no protected function is running any more. Inside
+protected code, the waits that must stay interruptible (the body of a
+transition, a lock wait) are called through :func:`interruptibly`.
+
+Whether the main thread is in protected code is decided when a SIGINT
+arrives, from the frames it is executing: the innermost frame of a
+:func:`protected` or :func:`interruptibly` function decides. So protection
+costs nothing while no signal comes.
+
+This works by replacing Python's default SIGINT handler
+(:func:`signal.default_int_handler`) with one that behaves exactly like it
+outside protected code. :func:`install` does so -- Concert calls it when it
+creates its pool or a device -- and only while the default handler is the
+one in place: a program that installs its own handler keeps it, and
+protection then does nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Callable, Dict, TypeVar
+
+__all__ = ["discard_held", "install", "interruptibly", "protected"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: code object -> True (protected) or False (interruptible); written at import
+#: time by the decorators, read by the handler.
+_MARKS: Dict[Any, bool] = {}
+
+_MAIN = threading.main_thread()
+
+# Owned by the main thread, which alone runs signal handlers: no lock needed.
+_held = False  # a SIGINT was held back and is to be delivered again
+_retry_delay = 0.001  # seconds until the next attempt; doubles up to 50 ms
+
+
+def protected(func: _F) -> _F:
+    """Mark ``func``: a Ctrl-C arriving while it runs waits until it has returned."""
+    _MARKS[func.__code__] = True
+    return func
+
+
+def interruptibly(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``func``; a Ctrl-C arriving while it runs is raised at once, even inside protected code."""
+    return func(*args, **kwargs)
+
+
+_MARKS[interruptibly.__code__] = False
+
+
+def _in_protected_code(frame: Any) -> bool:
+    while frame is not None:
+        mark = _MARKS.get(frame.f_code)
+        if mark is not None:
+            return mark
+        frame = frame.f_back
+    return False
+
+
+def _deliver_again() -> None:
+    if _held:
+        try:
+            signal.pthread_kill(_MAIN.ident, signal.SIGINT)
+        except (OSError, ValueError):  # the main thread has ended
+            pass
+
+
+def _handle_sigint(signum: int, frame: Any) -> None:
+    global _held, _retry_delay
+    if _in_protected_code(frame):
+        _held = True
+        timer = threading.Timer(_retry_delay, _deliver_again)
+        timer.daemon = True
+        _retry_delay = min(_retry_delay * 2, 0.05)
+        try:
+            timer.start()
+        except RuntimeError:  # interpreter shutdown: raise it now rather than lose it
+            _held = False
+            raise KeyboardInterrupt from None
+        return
+    _held = False
+    _retry_delay = 0.001
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Put the protecting handler in place of Python's default SIGINT handler, if that is in place.
+
+    Does nothing outside the main thread or when another handler is installed.
+    """
+    if threading.current_thread() is not _MAIN:
+        return
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _handle_sigint)
+    except (ValueError, TypeError):  # not the main interpreter
+        pass
+
+
+def discard_held() -> None:
+    """Forget a Ctrl-C held back so far: the one being handled already stands for it."""
+    global _held
+    _held = False
