@@ -21,20 +21,24 @@ Design, in short:
   ``flush`` while :data:`concert.config.DISABLE_ASYNC` is on, any ``send`` once
   the interpreter exits). That lock is what keeps the order when the switch is
   flipped: a synchronous delivery first delivers whatever is still queued.
-* Nobody waits for that lock without a bound (except ``flush(timeout=None)``,
-  which asked for it): a synchronous ``send`` waits at most ``sync_timeout``
-  and then queues its message behind the delivery that holds it up (logged);
-  during exit it waits at most until the exit deadline and otherwise logs the
-  message as lost. Nothing is dropped without an ``ERROR`` naming it.
+* No ``send`` or ``flush`` waits for that lock without a bound unless told to
+  (``flush(timeout=None)``, ``sync_timeout=None``): a synchronous ``send``
+  waits at most ``sync_timeout`` and then queues its message behind the
+  delivery that holds it up (logged); during exit it waits at most until the
+  exit deadline and otherwise logs the message as lost. Nothing is dropped
+  without an ``ERROR`` naming it.
 * A flush marker popped by a nested delivery (a handler that sends
   synchronously) is set only once the outermost delivery has finished, so
   ``flush`` never returns while a handler of an earlier message still runs.
 * Interpreter exit (``_deliver_queued_at_exit``, an :mod:`atexit` hook) sets
   ``_exiting`` and waits, within :data:`concert.config.EXIT_FLUSH_TIMEOUT`,
-  for what is queued. From then on every ``send`` delivers in the sending
-  thread: a delivery thread may not outlive the exit, and starting one at
-  shutdown raises (Python 3.12+) or hangs for ever (``Thread.start`` waits for
-  a thread the finalizing interpreter never lets run).
+  for what is queued and for the delivery in progress. From then on every
+  ``send`` delivers in the sending thread -- the delivery thread does not
+  outlive the exit, and starting one at shutdown raises (Python 3.12+) or
+  hangs for ever (``Thread.start`` waits for a thread the finalizing
+  interpreter never lets run) -- except a send from a handler running in the
+  delivery thread: that one is queued, and the loop running the handler
+  delivers it next (nesting there would recurse once per queued message).
 """
 
 from __future__ import annotations
@@ -232,7 +236,9 @@ class Dispatcher:
         The message is instead delivered *synchronously*, in the calling
         thread and after anything still queued before it, while
         :data:`concert.config.DISABLE_ASYNC` is on and once the interpreter has
-        begun to exit (when no delivery thread can be relied on or started).
+        begun to exit (when no delivery thread can be relied on or started;
+        a handler running in the delivery thread still queues then, and its
+        message is delivered right after the messages queued before it).
         To keep the order, such a send first waits for a delivery running in
         another thread -- at most :attr:`sync_timeout` seconds; during exit at
         most until the exit deadline (:data:`concert.config.EXIT_FLUSH_TIMEOUT`
@@ -245,7 +251,8 @@ class Dispatcher:
 
         When the delivery thread cannot be started (at interpreter shutdown,
         or when the system refuses a new thread), the queued messages are
-        delivered synchronously in the same way.
+        delivered synchronously in the same way; if even that is impossible,
+        an ``ERROR`` names them.
 
         :raises MessagingError: if ``message`` is not hashable.
         """
@@ -404,7 +411,7 @@ class Dispatcher:
             if not self._drain(deadline):
                 raise WaitError(
                     f"{self!r}: {what} were not all delivered within the timeout: the handlers "
-                    "delivering the others in this thread took too long"
+                    "run for the others in this thread took it up"
                 )
         finally:
             self._delivery_lock.release()

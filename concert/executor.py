@@ -16,7 +16,7 @@ The threads come from a :class:`concurrent.futures.ThreadPoolExecutor` with
 ``MAX_THREADS`` workers named ``concert-worker-N``, used through its public
 ``submit`` only. Concert keeps its own queue of calls (:class:`Pool`): each
 thread it starts takes calls from that queue, one after the other, until the
-queue is empty or enough other threads run. At interpreter exit the executor
+queue has stayed empty for :data:`IDLE_SECONDS` or enough other threads run. At interpreter exit the executor
 joins its threads, which first finish every call already queued: a queued
 write is never dropped.
 
@@ -40,11 +40,18 @@ __all__ = ["Pool", "blocked", "get_executor", "running"]
 _local = threading.local()  # .pool: the Pool whose thread this is (set in the thread's initializer)
 _numbers = itertools.count()  # next() is atomic: names the threads concert-worker-0, -1, ...
 
+#: How long a pool thread with nothing to do waits for the next call before it
+#: ends (seconds). It bounds how long interpreter exit waits for idle threads.
+IDLE_SECONDS = 0.05
+
 
 class Pool:
     """A queue of calls and the threads that run them (see the module documentation).
 
     A *call* is any object with a ``run()`` method and a ``future`` attribute.
+    A thread that finds the queue empty waits up to :data:`IDLE_SECONDS` for
+    the next call before it gives itself back to the executor, so a stream
+    of calls costs one hand-over each, not one executor submission.
     """
 
     def __init__(self, workers: int, max_threads: int) -> None:
@@ -54,54 +61,85 @@ class Pool:
         # Everything below is guarded by _lock.
         self._lock = threading.Lock()
         self._queue: Deque[Any] = collections.deque()
-        self._active = 0  # threads taking or running calls, not blocked in a wait
-        self._threads = 0  # threads started on the queue and not finished: active + blocked
+        self._active = 0  # threads running calls or about to take one, not blocked in a wait
+        # The parking locks of idle threads, each held until its thread is woken: being in
+        # this list (not the outcome of a timed acquire) decides whether a thread was woken.
+        self._parked: List[threading.Lock] = []
+        self._threads = 0  # threads started on the queue and not finished: active + parked + blocked
         self._running: Set[Any] = set()  # the calls being run right now
 
     def _mark(self) -> None:
         _local.pool = self
         threading.current_thread().name = f"concert-worker-{next(_numbers)}"
 
-    def submit(self, call: Any) -> None:
-        """Queue ``call``; a pool thread runs it as soon as one is free.
+    def _need_thread(self) -> bool:
+        """Wake an idle thread or count a new one for queued work; return whether to start one.
 
-        :raises RuntimeError: after interpreter shutdown has begun (as
-            ``ThreadPoolExecutor.submit`` does); the call is then not queued.
+        Caller holds _lock and has made sure there is queued work and
+        ``_active < workers``.
         """
+        self._active += 1
+        if self._parked:
+            self._parked.pop().release()
+            return False
+        self._threads += 1
+        return True
+
+    def _start_thread(self) -> None:
+        try:
+            self._executor.submit(self._take_calls)
+        except RuntimeError:
+            # Interpreter shutdown: the executor takes no more work, but queued calls
+            # must still run, or the waits on them would never end.
+            threading.Thread(target=self._take_calls, name="concert-worker-exit", daemon=True).start()
+
+    def submit(self, call: Any) -> None:
+        """Queue ``call``; a pool thread runs it as soon as one is free."""
         with self._lock:
             self._queue.append(call)
-            start = self._active < self.workers and self._threads < self.max_threads
-            if start:
-                self._active += 1
-                self._threads += 1
+            start = (
+                self._active < self.workers
+                and (self._parked or self._threads < self.max_threads)
+                and self._need_thread()
+            )
         if start:
-            try:
-                self._executor.submit(self._take_calls)
-            except BaseException:
-                with self._lock:
-                    self._active -= 1
-                    self._threads -= 1
-                    try:
-                        self._queue.remove(call)
-                    except ValueError:  # another thread took it meanwhile: it runs
-                        return
-                raise
+            self._start_thread()
 
     def _take_calls(self) -> None:
-        lock, queue, running = self._lock, self._queue, self._running
+        lock, queue, running, parked = self._lock, self._queue, self._running, self._parked
+        parking = threading.Lock()
+        parking.acquire()
+        call = None
         while True:
-            with lock:
-                if not queue or self._active > self.workers:
+            lock.acquire()
+            try:
+                if call is not None:
+                    running.discard(call)
+                    call = None
+                while not queue or self._active > self.workers:
                     self._active -= 1
-                    self._threads -= 1
-                    return
+                    if self._active >= self.workers:  # enough others run: give this thread back
+                        self._threads -= 1
+                        return
+                    parked.append(parking)
+                    lock.release()
+                    try:
+                        parking.acquire(timeout=IDLE_SECONDS)
+                    finally:
+                        lock.acquire()
+                    if parking in parked:  # nobody woke it: count itself out
+                        parked.remove(parking)
+                        if not queue:
+                            self._threads -= 1
+                            return
+                        self._active += 1
+                    else:  # woken by _need_thread, which counted it active again
+                        parking.acquire(blocking=False)  # held again, whatever the timing was
                 call = queue.popleft()
                 running.add(call)
-            try:
-                call.run()
             finally:
-                with lock:
-                    running.discard(call)
+                lock.release()
+            call.run()
 
     def running(self) -> List[Any]:
         """Return the calls being run and those queued, oldest first (a snapshot)."""
@@ -113,24 +151,18 @@ class Pool:
     def _begin_wait(self) -> None:
         with self._lock:
             self._active -= 1
-            start = bool(self._queue) and self._active < self.workers
-            if start:
-                if self._threads >= self.max_threads:
+            start = False
+            if self._queue and self._active < self.workers:
+                if not self._parked and self._threads >= self.max_threads:
                     self._active += 1
                     raise PoolExhaustedError(
                         f"Concert's pool has {self._threads} threads (MAX_THREADS={self.max_threads}), "
                         f"all waiting, and {len(self._queue)} calls queued that none is left to run: "
                         "nesting too deep or a runaway fan-out"
                     )
-                self._active += 1
-                self._threads += 1
+                start = self._need_thread()
         if start:
-            try:
-                self._executor.submit(self._take_calls)
-            except RuntimeError:
-                # Interpreter shutdown: the executor takes no more work, but the queued
-                # calls must still run, or the waits on them would never end.
-                threading.Thread(target=self._take_calls, name="concert-worker-exit", daemon=True).start()
+            self._start_thread()
 
     def _end_wait(self) -> None:
         with self._lock:

@@ -167,29 +167,26 @@ class Future(concurrent.futures.Future):
 
     def _settle(self, result: Any, error: Optional[BaseException]) -> None:
         """Move a running future to its final state: one lock, callbacks after it."""
-        with self._condition:
+        condition = self._condition
+        with condition:
             while self._stopping:
-                self._condition.wait()
-            cancelled = isinstance(error, (CancelledError, KeyboardInterrupt)) or (
-                error is None and self._interrupted
-            )
-            if cancelled:
-                text = self._stopped_text(error)
-                self._cancel_text = text
-                self._state = CANCELLED_AND_NOTIFIED
-                for waiter in self._waiters:
-                    waiter.add_cancelled(self)
-            elif error is None:
+                condition.wait()
+            if error is None and not self._interrupted:  # the common case first
                 self._result = result
                 self._state = FINISHED
                 for waiter in self._waiters:
                     waiter.add_result(self)
+            elif isinstance(error, (CancelledError, KeyboardInterrupt)) or error is None:
+                self._cancel_text = self._stopped_text(error)
+                self._state = CANCELLED_AND_NOTIFIED
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
             else:
                 self._exception = error
                 self._state = FINISHED
                 for waiter in self._waiters:
                     waiter.add_exception(self)
-            self._condition.notify_all()
+            condition.notify_all()
         call = self._call
         if call is not None:
             if error is not None and self._name is None:
@@ -197,7 +194,8 @@ class Future(concurrent.futures.Future):
             elif len(call[1]) > 1 or call[2]:
                 # Drop the arguments (frames, say) but keep the instance: 'Motor#1.move(...)'.
                 self._call = (call[0], (*call[1][:1], Ellipsis), {})
-        self._invoke_callbacks()
+        if self._done_callbacks:
+            self._invoke_callbacks()
 
     def _stopped_text(self, error: Optional[BaseException] = None) -> str:
         reason = self._cancel_reason
@@ -366,6 +364,9 @@ class Future(concurrent.futures.Future):
     def result(self, timeout: Any = None) -> Any:
         """Return the function's result, waiting as :meth:`wait` does."""
         self._block(timeout)
+        self._retrieved = True
+        if self._state == FINISHED and self._exception is None:  # settled: no lock needed
+            return self._result
         self._outcome()
         return super().result(0)
 

@@ -17,27 +17,81 @@ a thread of its own behind a bounded queue, so:
 * nothing is copied: all consumers get the same objects and must not modify
   them.
 
+Cancellation is Concert's one mechanism (:mod:`concert.futures`): each
+consumer's future is the *current future* of its thread, so
+:func:`~concert.futures.check_cancelled` and :func:`~concert.futures.on_cancel`
+inside a consumer refer to it. A cancel request on that future wakes the
+consumer if it waits for an item, and its iterable raises
+:class:`~concurrent.futures.CancelledError` (naming the consumer and the
+reason) before handing out the next item: an item it was given is always
+its to finish. Once every consumer has ended, the producer is no longer
+pulled and is closed.
+
 Consumers run in threads even when :data:`concert.config.DISABLE_ASYNC` is
 on (a broadcast needs them all at once); :func:`broadcast` then waits for
 them before returning, so its futures are finished, as synchronous mode
 promises.
+
+**Interpreter exit.** The threads are daemon threads, so that a consumer
+waiting for ever (on a camera, say) cannot hang the exit. Instead, when the
+script's main thread has ended, exit waits for the running consumers of
+:func:`broadcast` and :func:`feed_queue` -- at most
+:data:`concert.config.EXIT_FLUSH_TIMEOUT` seconds in all -- and logs an
+``ERROR`` for each one still running then, naming it and how many of the
+items it was handed it had not finished (they are lost). This wait happens
+before Concert's pool is shut down, so a consumer may still start
+``@async_`` calls meanwhile, and before the dispatchers deliver their last
+messages (their own wait comes after it; exit takes at most the two
+timeouts more). A script that ends with an uncaught Ctrl-C first asks every
+running consumer to stop (reason ``Ctrl-C``): those that check stop after
+the item in hand, and their files are closed complete.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextvars
+import functools
+import logging
 import math
 import queue
+import sys
 import threading
-from typing import Any, Callable, Iterable, Iterator, List, Optional
+import time
+from concurrent.futures import CancelledError
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Set
 
 import numpy as np
 
+import concert.dispatcher  # noqa: F401 - its exit flush must be registered before ours (see _register_exit_wait)
 from concert import config
-from concert.futures import Future
+from concert.futures import Future, _cancel_after_interrupt, _current
+from concert.timeouts import optional_seconds
 
-__all__ = ["Accumulate", "Average", "Result", "broadcast", "feed_queue", "null"]
+__all__ = ["Accumulate", "Average", "Result", "broadcast", "feed_queue", "null", "running"]
 
-_END = object()
+LOG = logging.getLogger(__name__)
+
+_END = object()  # end of the stream
+_WAKE = object()  # put by a cancel request: look at the request (it may have been withdrawn)
+
+
+def _asked_to_stop(future: Future) -> bool:
+    """Whether a cancel request stands on ``future`` (what check_cancelled() tests for the current one)."""
+    return future._cancel_reason is not None
+
+
+def _check(future: Future) -> None:
+    """check_cancelled() for ``future``, whichever thread iterates: a consumer may hand its stream on."""
+    if future._cancel_reason is not None:
+        raise CancelledError(future._stopped_text())
+
+
+def _name_of(consumer: Any) -> str:
+    """``write_images`` for it and for ``partial(write_images, ...)``; ``Average`` for ``Average()``."""
+    while isinstance(consumer, functools.partial):
+        consumer = consumer.func
+    return getattr(consumer, "__qualname__", None) or type(consumer).__qualname__
 
 
 class _Failure:
@@ -49,51 +103,95 @@ class _Failure:
         self.error = error
 
 
+# -- the consumers running now, for the exit wait ---------------------------------------------
+
+# Every consumer of broadcast() and feed_queue() whose thread has not ended (an _Outlet or a
+# _QueueJob). Guarded by _live_lock (the Condition _live_changed is built on it); an entry is
+# added before its thread starts and removed by that thread as its last action.
+_live: Set[Any] = set()
+_live_lock = threading.Lock()
+_live_changed = threading.Condition(_live_lock)
+
+
+def _enter(job: Any) -> None:
+    with _live_lock:
+        _live.add(job)
+
+
+def _leave(job: Any) -> None:
+    with _live_lock:
+        _live.discard(job)
+        _live_changed.notify_all()
+
+
+def running() -> List[Future]:
+    """Return the futures of the consumers of :func:`broadcast` and :func:`feed_queue` running now."""
+    with _live_lock:
+        return [job.future for job in _live]
+
+
 class _Stream:
-    """The iterable one consumer gets: items from its queue until end of stream (or cancellation)."""
+    """The iterable one consumer gets: items from its queue until end of stream or a cancel request."""
 
     def __init__(self, outlet: _Outlet) -> None:
         self._outlet = outlet
 
     def __iter__(self) -> Iterator[Any]:
-        get = self._outlet.items.get
-        cancelled = self._outlet.cancelled
+        outlet = self._outlet
+        get, future = outlet.items.get, outlet.future
         while True:
+            _check(future)  # between items: the one handed out last is the consumer's to finish
             item = get()
-            if item is _END or cancelled.is_set():
+            if item is _WAKE:
+                continue  # checked at the top; a withdrawn request goes on
+            if item is _END:
+                _check(future)  # a request at the very end still ends the consumer cancelled
                 return
             if type(item) is _Failure:
                 raise item.error
+            outlet.given += 1
             yield item
+            outlet.finished += 1
 
 
 class _Outlet:
     """One consumer's end of a broadcast: its queue, thread and future.
 
     ``dead`` is set (once, by the consumer's thread) when the consumer has
-    finished or failed; the distributor then stops feeding it.
+    finished or failed; the distributor then stops feeding it. ``handed``
+    counts the items put into its queue (written by the distributor only),
+    ``given`` those its iterable handed out and ``finished`` those the
+    consumer was done with -- it asked for the next one (both written by the
+    consumer's iteration only); the exit wait reports what was not finished.
     """
 
     def __init__(self, consumer: Callable[[Iterable[Any]], Any], queue_size: int) -> None:
         self.consumer = consumer
         self.items: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.dead = False
-        self.cancelled = threading.Event()
-        name = getattr(consumer, "__qualname__", None) or type(consumer).__qualname__
+        self.ended = False  # the producer's end (or failure) was put into the queue
+        self.handed = 0
+        self.given = 0
+        self.finished = 0
+        name = _name_of(consumer)
         self.future = Future(f"broadcast consumer {name}")
         self.future.set_running_or_notify_cancel()
-        self.future.add_cancel_action(self._cancel)
-        self.thread = threading.Thread(target=self._run, name=f"concert-consumer-{name}", daemon=True)
+        self.future.add_cancel_action(self._wake)
+        context = contextvars.copy_context()  # the caller's context, one copy per thread
+        self.thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"concert-consumer-{name}", daemon=True
+        )
 
-    def _cancel(self) -> None:
-        # The consumer's stream ends at the next item; wake it if it waits for one.
-        self.cancelled.set()
+    def _wake(self) -> None:
+        # The cancel action: wake the consumer if it waits for an item; its stream then
+        # raises CancelledError. A full queue needs no waking: the stream checks before each get.
         try:
-            self.items.put_nowait(_END)
+            self.items.put_nowait(_WAKE)
         except queue.Full:
             pass
 
     def _run(self) -> None:
+        _current.set(self.future)  # check_cancelled()/on_cancel in the consumer refer to its future
         try:
             result = self.consumer(_Stream(self))
         except BaseException as error:
@@ -104,6 +202,7 @@ class _Outlet:
             self.future._settle(result, None)
         finally:
             self._discard_queued()
+            _leave(self)
 
     def _discard_queued(self) -> None:
         # Make room so that a distributor blocked on this full queue moves on.
@@ -121,6 +220,19 @@ class _Outlet:
         """
         if not self.dead:
             self.items.put(item)
+            if item is _END or type(item) is _Failure:
+                self.ended = True
+            else:
+                self.handed += 1
+
+    def lost(self) -> str:
+        """What the exit wait logs when this consumer is still running."""
+        handed, given, finished = self.handed, self.given, self.finished  # a snapshot, maybe off by one
+        text = (
+            f"{max(0, handed - finished)} of the {handed} items it was handed were not finished and are "
+            f"lost ({max(0, given - finished)} being processed, {max(0, handed - given)} still queued)"
+        )
+        return text if self.ended else text + " (its producer had not ended either)"
 
 
 def broadcast(
@@ -131,9 +243,16 @@ def broadcast(
     Each future resolves with what its consumer returned, or fails with what
     it (or the producer) raised. See the module documentation for the rules.
 
-    Cancelling a future (or Ctrl-C while waiting for it) ends that
-    consumer's stream; once every consumer has ended, the producer is no
-    longer pulled and is closed.
+    Cancelling a future (``future.cancel()``, or Ctrl-C while waiting for
+    it) stops that consumer before its next item: its iterable raises
+    ``CancelledError``, and the future ends cancelled with a message naming
+    the consumer and the reason (``broadcast consumer write_images was
+    stopped by cancel()``). Once every consumer has ended, the producer is
+    no longer pulled and is closed.
+
+    The producer is pulled in a thread of its own, which runs in a copy of
+    the caller's :mod:`contextvars` context outside any operation; each
+    consumer runs in a copy too, its future being the current one there.
 
     :raises ValueError: if ``queue_size`` is smaller than 1 or there is no consumer.
     """
@@ -143,6 +262,7 @@ def broadcast(
         raise ValueError("broadcast: no consumer to feed")
     outlets = [_Outlet(consumer, queue_size) for consumer in consumers]
     for outlet in outlets:
+        _enter(outlet)
         outlet.thread.start()
 
     def distribute() -> None:
@@ -163,13 +283,40 @@ def broadcast(
             for outlet in outlets:
                 outlet.put(_END)
 
-    distributor = threading.Thread(target=distribute, name="concert-broadcast", daemon=True)
+    context = contextvars.copy_context()
+    context.run(_current.set, None)  # the producer is not part of the caller's operation
+    distributor = threading.Thread(
+        target=context.run, args=(distribute,), name="concert-broadcast", daemon=True
+    )
     distributor.start()
+    futures = [outlet.future for outlet in outlets]
     if config.DISABLE_ASYNC:
-        distributor.join()
-        for outlet in outlets:
-            outlet.thread.join()
-    return [outlet.future for outlet in outlets]
+        try:
+            distributor.join()
+            for outlet in outlets:
+                outlet.thread.join()
+        except KeyboardInterrupt:
+            _cancel_after_interrupt(futures)  # Ctrl-C stops every consumer, then goes on
+            raise
+    return futures
+
+
+class _QueueJob:
+    """The exit wait's view of one :func:`feed_queue`: its future and what it was handed."""
+
+    def __init__(self, future: Future, items: queue.Queue) -> None:
+        self.future = future
+        self.items = items
+        self.handed = 0  # written by the feeding thread only
+        self.ended = False
+
+    def lost(self) -> str:
+        queued = self.items.qsize()
+        text = (
+            f"it was handed {self.handed} items and had not finished: {queued} of them still queued, "
+            "what it had taken and not finished is lost"
+        )
+        return text if self.ended else text + " (its producer had not ended either)"
 
 
 def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, queue_size: int = 0) -> Future:
@@ -183,15 +330,34 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
     (the end item still arrives). Once ``func`` has returned or raised, the
     producer is no longer pulled. Under DISABLE_ASYNC the future is finished
     on return.
+
+    ``func`` runs with the returned future as its current one
+    (:func:`~concert.futures.check_cancelled` in it refers to that future).
+    Cancelling the future stops the feeding: an end item is put at once (it
+    wakes a ``func`` waiting for an item), items already queued come before
+    it, and the future ends cancelled when ``func`` returns (or raises
+    ``CancelledError``).
     """
     from concert.utils import PrioItem
 
     items: queue.PriorityQueue = queue.PriorityQueue(maxsize=queue_size)
-    future = Future(f"feed_queue {getattr(func, '__qualname__', func)!r}")
+    future = Future(f"feed_queue {_name_of(func)!r}")
     future.set_running_or_notify_cancel()
+    job = _QueueJob(future, items)
 
     failure: List[BaseException] = []  # written by the feeding thread before the end item
     finished = threading.Event()  # set once func has returned or raised: stop feeding
+
+    def end() -> Any:
+        return PrioItem(priority=math.inf, data=None)
+
+    def wake() -> None:  # the cancel action: a func waiting for an item gets the end
+        try:
+            items.put_nowait(end())
+        except queue.Full:
+            pass  # the feeder puts the end once there is room
+
+    future.add_cancel_action(wake)
 
     def put(item: Any) -> bool:
         while not finished.is_set():
@@ -206,37 +372,129 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
         stream = iter(producer)
         try:
             for item in stream:
-                if not put(PrioItem(priority=0, data=item)):
+                if _asked_to_stop(future) or not put(PrioItem(priority=0, data=item)):
                     close = getattr(stream, "close", None)
                     if close is not None:
                         close()
-                    return
+                    break
+                job.handed += 1
         except BaseException as error:
             failure.append(error)
-        put(PrioItem(priority=math.inf, data=None))
+            if finished.is_set():
+                LOG.error(
+                    "%s: the producer failed after the consumer had returned",
+                    future.name,
+                    exc_info=(type(error), error, error.__traceback__),
+                )
+        job.ended = True
+        put(end())
 
     def consume() -> None:
+        _current.set(future)
         try:
-            result = func(items, *args)
-        except BaseException as error:
+            try:
+                result = func(items, *args)
+            except BaseException as error:
+                finished.set()
+                future._settle(None, error)
+                return
             finished.set()
-            future.set_exception(error)
-            return
-        finished.set()
-        feeder.join()
-        if failure:
-            future.set_exception(failure[0])
-        else:
-            future.set_result(result)
+            # A failure reaching func is recorded before the end item it got; one after
+            # func returned early concerns items it never saw (it is logged by the feeder).
+            if failure:
+                future._settle(None, failure[0])
+            else:
+                future._settle(result, None)
+        finally:
+            _leave(job)
 
-    feeder = threading.Thread(target=feed, name="concert-feed-queue", daemon=True)
-    threads = [feeder, threading.Thread(target=consume, name="concert-feed-queue-consumer", daemon=True)]
-    for thread in threads:
+    def start(target: Callable[[], None], name: str) -> threading.Thread:
+        context = contextvars.copy_context()
+        context.run(_current.set, None)
+        thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
         thread.start()
+        return thread
+
+    _enter(job)
+    threads = [start(feed, "concert-feed-queue"), start(consume, "concert-feed-queue-consumer")]
     if config.DISABLE_ASYNC:
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            _cancel_after_interrupt([future])
+            raise
     return future
+
+
+# -- interpreter exit ---------------------------------------------------------------------------
+
+
+def _exit_limit() -> float:
+    try:
+        limit = optional_seconds(config.EXIT_FLUSH_TIMEOUT, "EXIT_FLUSH_TIMEOUT")
+    except Exception as error:  # a bad value set at run time must not cost the frames
+        LOG.error("concert.config.EXIT_FLUSH_TIMEOUT is invalid (%s): 10 s are used", error)
+        limit = 10.0
+    return 3600.0 if limit is None else limit
+
+
+def _wait_at_exit() -> None:
+    """Let the running consumers finish, within EXIT_FLUSH_TIMEOUT; log what each still running loses."""
+    if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt):
+        _stop_at_exit("Ctrl-C")
+    limit = _exit_limit()
+    deadline = time.monotonic() + limit
+    with _live_lock:
+        while _live:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            _live_changed.wait(remaining)
+        late = sorted(_live, key=lambda job: job.future.order)
+    for job in late:
+        LOG.error("%s was still running at exit after %g s: %s", job.future.name, limit, job.lost())
+
+
+def _stop_at_exit(reason: str) -> None:
+    stopped = []
+    with _live_lock:
+        jobs = list(_live)
+    for job in jobs:
+        try:
+            if job.future.request_cancel(reason):
+                stopped.append(job.future.name)
+        except Exception:
+            LOG.exception("stopping %r after %s failed", job.future, reason)
+    if stopped:
+        shown = ", ".join(stopped[:5]) + (f" and {len(stopped) - 5} more" if len(stopped) > 5 else "")
+        sys.stderr.write(f"concert: {reason} stopped {len(stopped)} pipeline consumer(s): {shown}\n")
+        sys.stderr.flush()
+
+
+def _register_exit_wait() -> None:
+    """Make :func:`_wait_at_exit` run when the main thread has ended.
+
+    ``threading._register_atexit`` (CPython 3.9+) runs it in the interpreter's
+    thread shutdown, before non-daemon threads -- the pool's -- are joined, in
+    reverse order of registration: concert.executor imported
+    ``concurrent.futures.thread`` before us, so the pool still takes calls
+    while we wait. It also runs before every :mod:`atexit` handler, hence
+    before the dispatchers' exit flush (concert.dispatcher is imported above
+    for the case of the fallback: an :mod:`atexit` handler registered after
+    the dispatcher's runs before it).
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_wait_at_exit)
+            return
+        except RuntimeError:  # imported during shutdown
+            pass
+    atexit.register(_wait_at_exit)
+
+
+_register_exit_wait()
 
 
 # -- sinks ---------------------------------------------------------------------------------

@@ -19,19 +19,29 @@ order. Each run:
 * ends by writing ``experiment.json`` there: the acquisitions, their frame
   counts, times and outcome -- also when an acquisition failed, in which
   case the run stops there and the error is raised from its future.
+
+Cancelling a run's future (``future.cancel()``, Ctrl-C while waiting for it,
+``abort()``) stops it with Concert's one mechanism: the run calls
+:func:`~concert.futures.check_cancelled` between acquisitions, and while an
+acquisition is being recorded its stop action passes the request on to
+every consumer of the broadcast (the walker's writer included), which stop
+after the frame in hand. What was written stays, in complete files; the
+acquisition's entry says how many frames that was and ``"outcome":
+"cancelled"``, as does the run's record, and the future ends cancelled with
+a ``CancelledError`` naming the run and the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from concurrent.futures import CancelledError
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from concert.futures import async_
+from concert.futures import Future, async_, check_cancelled, current_future, on_cancel
 from concert.pipelines import broadcast
-from concert.processes.progress import Steps
 
 __all__ = ["Acquisition", "Experiment"]
 
@@ -97,9 +107,11 @@ class Experiment:
     def run(self) -> Dict[str, Any]:
         """Run every acquisition once; return a future of the run's record (what goes to JSON).
 
-        Cancelling the future stops the run between acquisitions. Whatever
-        happens, the walker ends where it started and ``experiment.json`` is
-        written with the outcome (``done``, ``failed: ...`` or ``cancelled``).
+        Cancelling the future stops the run: between acquisitions, or the
+        acquisition being recorded after its current frame (see the module
+        documentation). Whatever happens, the walker ends where it started
+        and ``experiment.json`` is written with the outcome (``done``,
+        ``failed`` or ``cancelled``).
         """
         walker = self.walker
         run_name = self._next_run_name()
@@ -114,9 +126,8 @@ class Experiment:
             closer = walker.register_logger("concert", logging.INFO, "experiment.log")
             try:
                 LOG.info("run %s: %s", run_name, ", ".join(a.name for a in self.acquisitions))
-                steps = Steps()
                 for acquisition in self.acquisitions:
-                    steps.check()  # cancelling stops the run between acquisitions
+                    check_cancelled()  # cancelling stops the run between acquisitions
                     entry, error = self._acquire(acquisition)
                     record["acquisitions"].append(entry)
                     if error is not None:
@@ -145,23 +156,36 @@ class Experiment:
         entry: Dict[str, Any] = {"name": acquisition.name}
         error: Optional[BaseException] = None
         begin = time.monotonic()
+        taken = [0]  # frames the writer took from the broadcast: each one it takes is written
         try:
             LOG.info("acquisition %s started", acquisition.name)
             frames = acquisition.producer()
+            check_cancelled()  # asked to stop while the producer was being made: record nothing
+
+            def counted(stream: Iterable[Any]) -> Iterator[Any]:
+                for frame in stream:
+                    taken[0] += 1
+                    yield frame
 
             def write(stream: Iterable[Any]) -> int:
                 # Runs in its own broadcast thread, holding no pool worker; writes
                 # into the acquisition's directory without moving the walker.
-                return walker.create_writer(stream, name=acquisition.name)()
+                return walker.create_writer(counted(stream), name=acquisition.name)()
 
             futures = broadcast(frames, write, *acquisition.consumers)
-            errors = [future.exception() for future in futures]
+            errors = _outcomes(futures)
+            check_cancelled()  # the run's own request names the run and its reason
             entry["frames"] = futures[0].result() if errors[0] is None else None
             error = next((e for e in errors if e is not None), None)
             if error is not None:
                 raise error
             entry["outcome"] = "done"
             LOG.info("acquisition %s: %s frames", acquisition.name, entry["frames"])
+        except CancelledError as stop:
+            LOG.info("acquisition %s cancelled: %s", acquisition.name, stop)
+            entry["frames"] = taken[0]  # written, in complete files
+            entry["outcome"] = "cancelled"
+            error = stop
         except Exception as failure:
             LOG.exception("acquisition %s failed", acquisition.name)
             entry["outcome"] = f"failed: {type(failure).__name__}: {failure}"
@@ -169,3 +193,31 @@ class Experiment:
         finally:
             entry["seconds"] = round(time.monotonic() - begin, 6)
         return entry, error
+
+
+def _outcomes(futures: Sequence[Future]) -> List[Optional[BaseException]]:
+    """Wait for every consumer's future; return the exception of each (``None``: it succeeded).
+
+    While it waits, a cancel request on the run (or Ctrl-C) is passed on to
+    every consumer, with the run's reason, so the whole acquisition stops.
+    """
+    run = current_future()
+
+    def stop_consumers() -> None:
+        reason = getattr(run, "_cancel_reason", None) or "cancellation of the experiment run"
+        for future in futures:
+            future.request_cancel(reason)
+
+    try:
+        registration: Any = on_cancel(stop_consumers)  # Ctrl-C in the block runs it too
+    except CancelledError:  # asked to stop just before: the consumers are stopped all the same
+        stop_consumers()
+        registration = contextlib.nullcontext()
+    errors: List[Optional[BaseException]] = []
+    with registration:
+        for future in futures:
+            try:
+                errors.append(future.exception())
+            except CancelledError as error:
+                errors.append(error)
+    return errors

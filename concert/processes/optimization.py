@@ -14,9 +14,9 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 
 from concert.exceptions import StateError, WaitError
-from concert.futures import async_
+from concert.futures import async_, check_cancelled
 from concert.parameters import ParameterValue
-from concert.processes.progress import Steps, progress_bar
+from concert.processes.progress import progress_bar
 
 __all__ = ["focus", "halver", "optimize_parameter"]
 
@@ -62,12 +62,15 @@ def optimize_parameter(
     ``algorithm(function, x0, *alg_args, **alg_kwargs)`` must return ``(x,
     value)``; ``function(x)`` writes ``x`` and returns ``feedback()``. Returns
     a future of ``(x, value)``; the parameter is left at ``x``.
+
+    Cancelling the future stops the search before the next evaluation
+    (:func:`~concert.futures.check_cancelled`; a write in progress is stopped
+    by the device's stop action): the future ends cancelled and the
+    parameter stays where the search left it.
     """
 
-    steps = Steps()
-
     def evaluate(x: Any) -> float:
-        steps.check()  # cancelling stops the search between evaluations
+        check_cancelled()  # cancelling stops the search between evaluations
         parameter.write(x)
         return feedback()
 
@@ -91,6 +94,10 @@ def focus(
     source is restored afterwards) and takes one frame per position.
     ``initial_step`` defaults to 1 mm (1° for rotation) and ``epsilon`` to a
     thousandth of it. Returns a future of ``(position, measure)``.
+
+    Cancelling the future passes the request on to the search it waits for
+    (see :func:`optimize_parameter`); the camera stops recording and its
+    trigger source is restored all the same.
     """
     if camera.state != "standby":
         raise StateError(

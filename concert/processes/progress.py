@@ -1,16 +1,17 @@
-"""What every process shares: a progress bar, and stopping between steps when cancelled.
+"""What every process shares: a progress bar.
 
 The bar is shown only when :data:`concert.config.PROGRESS_BAR` is true.
+Stopping between steps needs nothing of its own: a process's loop calls
+:func:`concert.futures.check_cancelled` before each step, which raises
+:class:`~concurrent.futures.CancelledError` (naming the process and the
+reason) once the process's future was asked to stop.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import CancelledError
 from typing import Any
 
 from concert import config
-from concert.futures import on_cancel
 
 
 def progress_bar(total: int, description: str) -> Any:
@@ -18,22 +19,3 @@ def progress_bar(total: int, description: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, disable=not config.PROGRESS_BAR, leave=False)
-
-
-class Steps:
-    """Lets a running process stop between steps when its future is cancelled.
-
-    Create it at the start of an ``@async_`` process: it registers itself as
-    the cancel action, so ``future.cancel()`` and Ctrl-C make the next
-    :meth:`check` raise :class:`~concurrent.futures.CancelledError`. The step
-    in progress (a move, say) is finished first.
-    """
-
-    def __init__(self) -> None:
-        self._cancelled = threading.Event()
-        on_cancel(self._cancelled.set)
-
-    def check(self) -> None:
-        """Raise CancelledError if the process was cancelled."""
-        if self._cancelled.is_set():
-            raise CancelledError("cancelled between steps")

@@ -6,7 +6,10 @@ parameters are, and puts them back afterwards.
 
 ``intervals`` counts the steps *between* the first and last value, so a scan
 visits ``intervals + 1`` points, both ends included. Cancelling a scan's
-future (or Ctrl-C while waiting for it) stops it after the current step.
+future (or Ctrl-C while waiting for it) stops it after the current step:
+the loop calls :func:`~concert.futures.check_cancelled` before each one, and
+a move in progress is stopped by the motor's own stop action. The future
+ends cancelled, its ``CancelledError`` naming the scan and the reason.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 
-from concert.futures import async_, resolve
+from concert.futures import async_, check_cancelled, resolve
 from concert.parameters import ParameterValue, QuantityValue
-from concert.processes.progress import Steps, progress_bar
+from concert.processes.progress import progress_bar
 
 __all__ = ["ascan", "dscan", "scan"]
 
@@ -55,12 +58,11 @@ def scan(
     returned at each (arrays, quantity arrays for quantities). Each value is
     written as a normal write, so limits, locks and states apply.
     """
-    steps = Steps()
     xs = _points(param, minimum, maximum, intervals)
     ys = []
     with progress_bar(len(xs), f"scan {param.name}") as bar:
         for x in xs:
-            steps.check()
+            check_cancelled()
             param.write(x)
             ys.append(feedback())
             bar.update()
@@ -83,12 +85,11 @@ def ascan(
     i-th parameter.
     """
     _check_params(param_list)
-    steps = Steps()
     positions = [_points(value, start, stop, intervals) for value, start, stop in param_list]
     ys = []
     with progress_bar(intervals + 1, "ascan " + ", ".join(value.name for value, _, _ in param_list)) as bar:
         for step in range(intervals + 1):
-            steps.check()
+            check_cancelled()
             resolve([value.set(points[step]) for (value, _, _), points in zip(param_list, positions)])
             ys.append(feedback())
             bar.update()

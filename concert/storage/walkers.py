@@ -37,14 +37,14 @@ import logging
 import os
 import posixpath
 import threading
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Type, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Type, Union
 
 import numpy as np
 
 from concert.exceptions import StorageError
-from concert.futures import Future, async_, on_cancel
+from concert.futures import Future, async_
 from concert.storage.files import create_directory, existing_files, is_formattable, json_default, parse_rights
-from concert.storage.writers import ImageWriter, TiffWriter, _check_count, write_images
+from concert.storage.writers import ImageWriter, TiffWriter, _check_count, _checked, write_images
 
 __all__ = [
     "DirectoryWalker",
@@ -182,10 +182,13 @@ class WriteJob:
 
     Calling it (``job()``) writes every frame of the producer, blocking, and
     returns the number of frames written; a job runs once. ``directory`` and
-    ``dsetname`` are where it writes, fixed when it was created. Run from an
-    ``@async_`` call (as :meth:`Walker.write` does), cancelling that future
-    stops the job after the frame being written: the frames taken so far
-    are kept.
+    ``dsetname`` are where it writes, fixed when it was created. Before it
+    takes each frame from the producer it calls
+    :func:`~concert.futures.check_cancelled`: run inside an operation (as
+    :meth:`Walker.write` does, or as a broadcast consumer), a cancel request
+    on that operation stops the job with ``CancelledError`` after the frame
+    being written. A frame taken from the producer is always written, and
+    the files written so far are kept, complete.
     """
 
     def __init__(
@@ -203,23 +206,10 @@ class WriteJob:
             if self._started:
                 raise StorageError(f"{self!r} has already run")
             self._started = True
-        stop = threading.Event()
-        with on_cancel(stop.set):
-            return self._run(_until(stop, self._producer))
+        return self._run(_checked(self._producer))
 
     def __repr__(self) -> str:
         return f"<WriteJob {self.dsetname!r} in {self.directory!r}>"
-
-
-def _until(stop: threading.Event, producer: Iterable[Any]) -> Iterator[Any]:
-    """Yield the items of ``producer`` until ``stop`` is set; an item taken is always yielded."""
-    iterator = iter(producer)
-    while not stop.is_set():
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        yield item
 
 
 @async_
@@ -291,7 +281,8 @@ class Walker(abc.ABC):
         writing runs in the background (in the caller's thread when
         asynchronous execution is disabled) and the returned future's result
         is the number of frames written. Cancelling the future stops after the
-        frame being written.
+        frame being written (see :class:`WriteJob`): the future ends cancelled,
+        the frames written so far stay, in complete files.
 
         :raises StorageError: at once, before anything is written, as
             :meth:`create_writer` does.

@@ -14,6 +14,11 @@ Promises of this module:
 * Pixel data and dtype are stored exactly as given; frames are stored
   uncompressed, one page per frame, in the order they came.
 * On ``close`` the file is flushed and synced to disk (``fsync``).
+* Cancellation: :func:`write_images` calls
+  :func:`~concert.futures.check_cancelled` before it takes each frame, so
+  run inside an operation (``walker.write``, a broadcast consumer) it stops
+  when that operation is asked to stop -- after the frame in hand, which is
+  written, and with the open file closed complete.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Set, Tuple, Type,
 import numpy as np
 
 from concert.exceptions import StorageError
+from concert.futures import check_cancelled
 from concert.storage.files import (
     create_directory,
     existing_files,
@@ -317,7 +323,8 @@ def write_images(
     created (with missing parents) with ``rights`` before the first frame is
     taken. Files are created only when their first frame has arrived, so an
     empty producer writes no file. The directory is synced after the last
-    file, each file is synced on close.
+    file (also when the write fails or is cancelled), each file is synced
+    on close.
 
     Nothing is overwritten: before anything is written, the directory is
     searched for files this call would create (see
@@ -332,6 +339,9 @@ def write_images(
         before it are written and their files closed), or a writer failure.
     :raises: whatever ``producer`` raises, after closing the open file (what
         was written so far stays).
+    :raises CancelledError: if the operation running this call is asked to
+        stop (checked before each frame is taken; the frames taken are
+        written, the open file is closed complete).
     """
     start_index = _check_count(start_index, "start_index")
     bytes_per_file = _check_count(bytes_per_file, "bytes_per_file")
@@ -348,10 +358,12 @@ def write_images(
             )
         if directory:
             create_directory(directory, rights)
-        written = _write_frames(
-            producer, writer, directory, template, formattable, start_index, bytes_per_file
-        )
-        _sync_directory(where)
+        try:
+            written = _write_frames(
+                producer, writer, directory, template, formattable, start_index, bytes_per_file
+            )
+        finally:
+            _sync_directory(where)  # also what a failed or cancelled write made
     return written
 
 
@@ -369,7 +381,7 @@ def _write_frames(
     files = 0
     in_file = 0  # pixel bytes in the open file
     try:
-        for frame in producer:
+        for frame in _checked(producer):
             frame = as_frame(frame, f"frame {written} (counting from 0)")
             if image_writer.closed or (
                 formattable and (bytes_per_file == 0 or in_file + frame.nbytes > bytes_per_file)
@@ -391,6 +403,22 @@ def _write_frames(
     finally:
         image_writer.close()
     return written
+
+
+def _checked(producer: Iterable[Any]) -> Iterator[Any]:
+    """Yield the items of ``producer``, calling :func:`~concert.futures.check_cancelled` before taking each.
+
+    So a cancel request stops a loop over it between items, never between
+    taking an item and handing it on: an item taken is always yielded.
+    """
+    iterator = iter(producer)
+    while True:
+        check_cancelled()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        yield item
 
 
 def _sync_directory(directory: str) -> None:
