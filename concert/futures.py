@@ -124,6 +124,7 @@ class Future(concurrent.futures.Future):
     #   _cancel_reason  the standing cancel request (first reason wins), or None;
     #                   set while PENDING or RUNNING, withdrawn if a stop action raises
     #   _claimed        the stop actions of that request were taken to be run
+    #   _claimed_at     the submission order when that happened (see _block)
     #   _interrupted    one of them ran: a normal return then ends cancelled
     #   _stopping       the stop actions are running right now: settling waits for
     #                   them, so that whether they all succeeded decides the outcome
@@ -133,6 +134,7 @@ class Future(concurrent.futures.Future):
     _cancel_actions: Tuple[Callable[[], Any], ...] = ()
     _cancel_reason: Optional[str] = None
     _claimed = False
+    _claimed_at = 0
     _interrupted = False
     _stopping = False
     _cancel_text: Optional[str] = None
@@ -259,6 +261,7 @@ class Future(concurrent.futures.Future):
             if self._claimed:
                 return True
             self._claimed = True
+            self._claimed_at = next(_order)
             if self._cancel_reason is None:
                 self._cancel_reason = reason
             actions = self._cancel_actions
@@ -323,10 +326,12 @@ class Future(concurrent.futures.Future):
         try:
             if waiter is not None and waiter is not self:
                 link = functools.partial(self._pass_on_cancel, waiter)
-                # A request made while it waits is passed on. One made before is not: the
-                # call may be cleaning up (a dscan putting its motors back), and work it
-                # submits after a stop is new work.
+                # A request made while it waits is passed on, and so is one made after this
+                # future was submitted. Work submitted after the request is new work (a
+                # dscan putting its motors back in a `finally`): it runs.
                 waiter.add_cancel_action(link)
+                if waiter._claimed and self.order < waiter._claimed_at:
+                    link()
             with blocked(), self._condition:
                 if not self._condition.wait_for(self._is_done, seconds):
                     raise WaitError(f"{self!r} did not finish within {seconds:g} s")
