@@ -1,7 +1,7 @@
 """The legacy module ``concert.async``, kept for scripts written against it.
 
 ``async`` is a keyword, so load it with ``importlib.import_module("concert.async")``.
-It offers the same objects as :mod:`concert.helpers`; ``DISABLE_ASYNC`` here
+It offers the same objects as :mod:`concert.helpers` (built from its ``__all__``); ``DISABLE_ASYNC`` here
 reads and writes :data:`concert.config.DISABLE_ASYNC`, and the attribute
 ``async`` is :func:`concert.futures.async_`.
 """
@@ -10,26 +10,16 @@ from __future__ import annotations
 
 import sys
 
-from concert._legacy import SwitchModule
-from concert.dispatcher import ANY, Dispatcher, dispatcher
-from concert.exceptions import WaitError
-from concert.futures import Future, async_, is_async, resolve, threaded, wait
-from concert.polling import busy_wait, wait_until
+from concert import helpers
+from concert._legacy import SwitchModule, gather
 
-__all__ = [
-    "ANY",
-    "Dispatcher",
-    "Future",
-    "WaitError",
-    "async_",
-    "busy_wait",
-    "dispatcher",
-    "is_async",
-    "resolve",
-    "threaded",
-    "wait",
-    "wait_until",
-]
+__all__ = gather(globals(), helpers)
 
-globals()["async"] = async_
+globals()["async"] = helpers.async_
+
+
+def __getattr__(name: str) -> object:
+    return getattr(helpers, name)  # what helpers loads lazily (ImageWithMetadata)
+
+
 sys.modules[__name__].__class__ = SwitchModule

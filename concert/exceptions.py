@@ -8,6 +8,26 @@ built-in meaning it derives from that built-in too (a :class:`WaitError` is a
 
 from __future__ import annotations
 
+__all__ = [
+    "AccessorNotImplementedError",
+    "ConcertError",
+    "ConfigurationError",
+    "HardLimitError",
+    "LimitError",
+    "LockError",
+    "MessagingError",
+    "NetworkingError",
+    "ParameterError",
+    "PoolExhaustedError",
+    "ReadAccessError",
+    "SoftLimitError",
+    "StateError",
+    "StorageError",
+    "UnitError",
+    "WaitError",
+    "WriteAccessError",
+]
+
 
 class ConcertError(Exception):
     """Base class of every error raised by Concert."""

@@ -30,7 +30,7 @@ import collections
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Deque, List, Optional, Set
+from typing import Any, Deque, Dict, List, Optional, Set
 
 from concert import config
 from concert.exceptions import PoolExhaustedError
@@ -64,7 +64,7 @@ class Pool:
         self._active = 0  # threads running calls or about to take one, not blocked in a wait
         # The parking locks of idle threads, each held until its thread is woken: being in
         # this list (not the outcome of a timed acquire) decides whether a thread was woken.
-        self._parked: List[threading.Lock] = []
+        self._parked: Dict[threading.Lock, None] = {}  # insertion-ordered: the last parked wakes first
         self._threads = 0  # threads started on the queue and not finished: active + parked + blocked
         self._running: Set[Any] = set()  # the calls being run right now
 
@@ -80,7 +80,7 @@ class Pool:
         """
         self._active += 1
         if self._parked:
-            self._parked.pop().release()
+            self._parked.popitem()[0].release()
             return False
         self._threads += 1
         return True
@@ -121,14 +121,14 @@ class Pool:
                     if self._active >= self.workers:  # enough others run: give this thread back
                         self._threads -= 1
                         return
-                    parked.append(parking)
+                    parked[parking] = None
                     lock.release()
                     try:
                         parking.acquire(timeout=IDLE_SECONDS)
                     finally:
                         lock.acquire()
                     if parking in parked:  # nobody woke it: count itself out
-                        parked.remove(parking)
+                        del parked[parking]
                         if not queue:
                             self._threads -= 1
                             return

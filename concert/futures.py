@@ -556,14 +556,16 @@ def _run_all(actions: Iterable[Callable[[], Any]]) -> None:
         raise first
 
 
-def _run(future: Future, func: Callable, args: tuple, kwargs: dict) -> None:
+def _run(future: Future, func: Callable, args: tuple, kwargs: dict, fresh: bool = False) -> None:
     """The one runner of a call, in a pool thread or inline (already in the call's context).
 
     Exceptions end in the future. A ``KeyboardInterrupt`` (inline only: pool
     threads never get one) first runs the stop actions still registered,
     protected from a second Ctrl-C, and is then raised again, as is any other non-``Exception``.
     """
-    if not future.set_running_or_notify_cancel():
+    if fresh:  # made by the caller just now (inline): nobody else can have cancelled it
+        future._state = RUNNING
+    elif not future.set_running_or_notify_cancel():
         return
     _current.set(future)
     try:
@@ -628,7 +630,7 @@ def async_(func: Callable[..., _T]) -> Callable[..., Future]:
         future = Future()
         future._call = (func, args, kwargs)
         if config.DISABLE_ASYNC:  # the same runner, inline (frames kept few: nesting recurses)
-            contextvars.copy_context().run(_run, future, func, args, kwargs)
+            contextvars.copy_context().run(_run, future, func, args, kwargs, True)
         else:
             get_executor().submit(_Call(future, func, args, kwargs))
         return future

@@ -1,11 +1,11 @@
 """What users import: asynchronous execution, messaging and the small helpers in one place.
 
 ``from concert.helpers import async_, wait, dispatcher`` is the usual start of
-a script. The names are defined in :mod:`concert.futures`,
-:mod:`concert.dispatcher` and :mod:`concert.polling`; this module gathers
-them, together with the utilities of :mod:`concert.utils` and
-:class:`~concert.imaging.ImageWithMetadata`, and keeps the historical
-spellings working:
+a script. This module is built from the ``__all__`` of
+:mod:`concert.futures`, :mod:`concert.dispatcher`, :mod:`concert.polling`
+and :mod:`concert.utils`, plus :class:`~concert.exceptions.WaitError` and
+:class:`~concert.imaging.ImageWithMetadata` (loaded when first asked for: it
+needs numpy). It keeps the historical spellings working:
 
 * ``getattr(concert.helpers, "async")`` is :func:`async_` (``async`` is a
   keyword, so it cannot be written as an attribute access);
@@ -14,70 +14,22 @@ spellings working:
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from concert._legacy import SwitchModule
-from concert.dispatcher import ANY, Dispatcher, dispatcher
-from concert.exceptions import WaitError
-from concert.futures import (
-    CancelledError,
-    Future,
-    async_,
-    current_future,
-    is_async,
-    on_cancel,
-    resolve,
-    threaded,
-    wait,
-)
-from concert.polling import busy_wait, wait_until
-from concert.utils import (
-    Bunch,
-    CommData,
-    Numeric,
-    PerformanceTracker,
-    PrioItem,
-    SocketType,
-    arange,
-    expects,
-    is_iterable,
-    linspace,
-    measure,
-    memoize,
-)
+from concert import exceptions as _exceptions
+from concert._legacy import SwitchModule, gather
+
+_SOURCES = ("concert.futures", "concert.dispatcher", "concert.polling", "concert.utils")
 
 __all__ = [
-    "ANY",
-    "Bunch",
-    "CommData",
-    "Numeric",
-    "PerformanceTracker",
-    "PrioItem",
-    "SocketType",
-    "arange",
-    "expects",
-    "is_iterable",
-    "linspace",
-    "measure",
-    "memoize",
-    "CancelledError",
-    "Dispatcher",
-    "Future",
-    "ImageWithMetadata",  # noqa: F822 - provided lazily by __getattr__ below
+    *gather(globals(), *(importlib.import_module(name) for name in _SOURCES)),
     "WaitError",
-    "async_",
-    "busy_wait",
-    "current_future",
-    "dispatcher",
-    "is_async",
-    "on_cancel",
-    "resolve",
-    "threaded",
-    "wait",
-    "wait_until",
+    "ImageWithMetadata",  # noqa: F822 - provided lazily by __getattr__ below
 ]
+WaitError = _exceptions.WaitError
 
-globals()["async"] = async_
+globals()["async"] = globals()["async_"]
 
 
 def __getattr__(name: str) -> object:
