@@ -52,6 +52,7 @@ import contextvars
 import functools
 import itertools
 import logging
+import sys
 import threading
 import time
 from concurrent.futures import CancelledError
@@ -289,7 +290,8 @@ class Future(concurrent.futures.Future):
         cancel request (see :meth:`request_cancel`); then this waits, at most
         ``timeout`` (seconds or a time quantity), until the function has
         returned, so that when it returns ``True`` the operation has really
-        stopped. ``False`` means the operation finished anyway (it had no
+        stopped. Called from a thread running an asyncio event loop (as
+        ``asyncio.wrap_future`` does) it does not wait and returns ``True``. ``False`` means the operation finished anyway (it had no
         stop action and never checked), or it had finished already.
 
         :raises WaitError: if the operation has not stopped within ``timeout``.
@@ -299,8 +301,9 @@ class Future(concurrent.futures.Future):
         seconds = optional_seconds(timeout, "timeout")
         if not self.request_cancel(reason):
             return False
-        if self._state in _DONE or _current.get() is self:
-            # Done, or cancelled from inside its own function: it ends cancelled when it returns.
+        if self._state in _DONE or _current.get() is self or _in_event_loop():
+            # Done; or cancelled from inside its own function (it ends cancelled when it
+            # returns); or from an event loop (asyncio.wrap_future), which must not block.
             return self._state != FINISHED
         with blocked(), self._condition:
             if not self._condition.wait_for(self._is_done, seconds):
@@ -424,6 +427,17 @@ class Future(concurrent.futures.Future):
                 )
             except Exception:  # logging torn down at interpreter exit
                 pass
+
+
+def _in_event_loop() -> bool:
+    asyncio = sys.modules.get("asyncio")  # no event loop can run before asyncio is imported
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _set_if_pending(waiter: Any) -> None:

@@ -179,3 +179,29 @@ def test_a_cancelled_grab_names_the_reason():
         assert grab.cancel(TIMEOUT)
         with pytest.raises(CancelledError, match=r"grab\(\) was stopped by cancel\(\)"):
             grab.result(TIMEOUT)
+
+
+def test_cancelling_a_wrapped_future_does_not_block_the_event_loop():
+    import asyncio
+    import time
+
+    release = threading.Event()
+
+    @async_
+    def never_checks():
+        assert release.wait(TIMEOUT)
+
+    async def main():
+        future = never_checks()
+        wrapped = asyncio.wrap_future(future)
+        await asyncio.sleep(0)
+        start = time.monotonic()
+        wrapped.cancel()  # asyncio cancels the Concert future from the loop's thread
+        with pytest.raises(asyncio.CancelledError):
+            await wrapped
+        return time.monotonic() - start, future
+
+    elapsed, future = asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    release.set()
+    assert elapsed < 1.0  # the loop was never blocked until the call stopped
+    assert future.result(TIMEOUT) is None  # no stop action, never checked: it finished
