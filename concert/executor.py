@@ -208,9 +208,10 @@ def get_executor() -> Pool:
         with _creation_lock:
             if _pool is None:
                 _pool = Pool(config.MAX_WORKERS, config.MAX_THREADS)
-                from concert import exit_hook
+                from concert import exit_hook, interrupts
 
                 exit_hook.install()
+                interrupts.install()
             pool = _pool
     return pool
 

@@ -49,6 +49,7 @@ from concert.exceptions import (
     WriteAccessError,
 )
 from concert.futures import Future, async_
+from concert.interrupts import protected
 from concert.locking import ExclusiveLock
 from concert.naming import describe_value
 from concert.operations import device_call
@@ -307,10 +308,12 @@ class ParameterValue:
 
     # -- exclusive access -------------------------------------------------------------------
 
+    @protected
     def __enter__(self) -> ParameterValue:
         self._lock.__enter__()
         return self
 
+    @protected
     def __exit__(self, *exc_info: object) -> None:
         self._lock.__exit__(*exc_info)
 

@@ -36,10 +36,12 @@ class Device(Parameterizable):
         self._calls: Dict[Any, int] = {}
         interrupts.install()
 
+    @protected
     def __enter__(self) -> Device:
         self._exclusive.__enter__()
         return self
 
+    @protected
     def __exit__(self, *exc_info: Any) -> None:
         self._exclusive.__exit__(*exc_info)
 
