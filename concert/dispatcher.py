@@ -34,8 +34,9 @@ Design, in short:
   ``_exiting`` and waits, within :data:`concert.config.EXIT_FLUSH_TIMEOUT`,
   for what is queued and for the delivery in progress. From then on every
   ``send`` delivers in the sending thread -- the delivery thread does not
-  outlive the exit, and starting one at shutdown raises (Python 3.12+) or
-  hangs for ever (``Thread.start`` waits for a thread the finalizing
+  outlive the exit, and starting one at shutdown raises ``RuntimeError``
+  (3.12: in atexit functions; 3.13+: once finalizing) or hangs for ever
+  (before 3.12, ``Thread.start`` waits for a thread the finalizing
   interpreter never lets run) -- except a send from a handler running in the
   delivery thread: that one is queued, and the loop running the handler
   delivers it next (nesting there would recurse once per queued message).
@@ -57,6 +58,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 from concert import config
 from concert.exceptions import MessagingError, WaitError
 from concert.futures import Future
+from concert.interrupts import interruptibly, protected
 from concert.timeouts import optional_seconds
 
 __all__ = ["ANY", "Dispatcher", "dispatcher"]
@@ -149,11 +151,13 @@ class Dispatcher:
         # the queue before waiting; a sender appends, then notifies if _sleeping.
         self._wakeup = threading.Condition(threading.Lock())
         self._sleeping = False
+        # Taken and released only by _take() and _give(), which keep _holder (its thread's
+        # ident) and _depth (how often it holds it: deliveries nest when a handler sends
+        # synchronously) right even when Ctrl-C comes. Also written only by the holder:
+        # flush events popped by a nested delivery (set when the outermost one ends), and
+        # for log messages the queue item and the handler whose delivery started last.
         self._delivery_lock = threading.RLock()
-        # Written only by the holder of _delivery_lock: how deeply deliveries are nested
-        # (a handler sending synchronously), flush events popped by a nested delivery
-        # (set when the outermost one ends), and for log messages the queue item and
-        # the handler whose delivery started last.
+        self._holder: Optional[int] = None
         self._depth = 0
         self._held_flushes: List[threading.Event] = []
         self._item_now: Optional[Tuple[Any, Any, int]] = None
@@ -247,7 +251,9 @@ class Dispatcher:
         silently: under DISABLE it is queued behind it, to be delivered in
         order by the delivery thread, and a ``WARNING`` says so (while that
         same delivery stays stuck, later sends queue at once); during exit it
-        can no longer be delivered, and an ``ERROR`` names it.
+        can no longer be delivered, and an ``ERROR`` names it. Ctrl-C ends
+        that wait with :class:`KeyboardInterrupt`; the message is then not
+        sent.
 
         When the delivery thread cannot be started (at interpreter shutdown,
         or when the system refuses a new thread), the queued messages are
@@ -346,25 +352,55 @@ class Dispatcher:
             return max(0.0, _exit_deadline - time.monotonic())
         return self._sync_timeout
 
-    def _acquire(self, seconds: Optional[float]) -> bool:
-        if seconds is None:
-            return self._delivery_lock.acquire()
-        if seconds <= 0:
-            return self._delivery_lock.acquire(blocking=False)
-        return self._delivery_lock.acquire(timeout=_clamp(seconds))
+    @protected
+    def _take(self, seconds: Optional[float]) -> bool:
+        """Take the delivery lock within ``seconds`` (``None``: however long it takes).
+
+        Ctrl-C may end the wait, but never leaves the lock taken or the books wrong.
+        """
+        lock = self._delivery_lock
+        if not lock.acquire(blocking=False):  # so this thread did not hold it
+            if seconds is not None and seconds <= 0:
+                return False
+            try:
+                if not interruptibly(lock.acquire, True, -1 if seconds is None else _clamp(seconds)):
+                    return False
+            except BaseException:  # Ctrl-C: it may have come just after the lock was had
+                if getattr(lock, "_is_owned", bool)():
+                    lock.release()
+                raise
+        self._holder = threading.get_ident()
+        self._depth += 1
+        return True
+
+    def _level(self) -> int:
+        """How often the calling thread holds the delivery lock now (what _give() returns to)."""
+        return self._depth if self._holder == threading.get_ident() else 0
+
+    @protected
+    def _give(self, level: int) -> None:
+        """Undo the _take() that brought the calling thread above ``level``, if it took the lock."""
+        if self._holder == threading.get_ident() and self._depth > level:
+            self._depth -= 1
+            if not self._depth:
+                self._holder = None
+                if self._held_flushes:  # the outermost delivery is over
+                    self._set_held_flushes()
+            self._delivery_lock.release()
 
     def _send_here(self, sender: Any, message: Hashable, number: int) -> None:
         wait = self._sync_wait()
         if self._stuck_at is not None and self._stuck_at == self._number_now:
             wait = 0.0  # the delivery that held up an earlier send is still not done
-        if self._acquire(wait):
-            self._stuck_at = None
-            try:
+        level = self._level()
+        try:
+            if self._take(wait):
+                self._stuck_at = None
                 self._drain()
                 self._deliver_own(sender, message, number)
-            finally:
-                self._delivery_lock.release()
-            return
+                return
+        finally:
+            self._give(level)
         self._stuck_at = self._number_now
         what = f"message {_short(message)} from {_short(sender)}"
         if _exiting or _is_finalizing():
@@ -403,18 +439,19 @@ class Dispatcher:
 
         :raises WaitError: naming ``what`` and what holds the delivery up.
         """
-        if not self._acquire(wait):
-            raise WaitError(
-                f"{self!r}: {what} were not all delivered within {wait:g} s: {self._describe_delivery()}"
-            )
+        level = self._level()
         try:
+            if not self._take(wait):
+                raise WaitError(
+                    f"{self!r}: {what} were not all delivered within {wait:g} s: {self._describe_delivery()}"
+                )
             if not self._drain(deadline):
                 raise WaitError(
                     f"{self!r}: {what} were not all delivered within the timeout: the handlers "
                     "run for the others in this thread took it up"
                 )
         finally:
-            self._delivery_lock.release()
+            self._give(level)
 
     def _deliver_queue_or_log(self, why: str) -> None:
         try:
@@ -482,8 +519,11 @@ class Dispatcher:
         queue = self._queue
         while True:
             if queue:
-                with self._delivery_lock:
+                try:
+                    self._take(None)
                     self._drain()
+                finally:
+                    self._give(0)
                 continue
             with self._wakeup:
                 self._sleeping = True
@@ -492,7 +532,7 @@ class Dispatcher:
                 self._sleeping = False
 
     def _drain(self, deadline: Optional[float] = None) -> bool:
-        """Deliver the queue in order; caller holds _delivery_lock.
+        """Deliver the queue in order; the caller took the delivery lock.
 
         Returns ``False`` if ``deadline`` passed with messages left, else ``True``.
         """
@@ -500,45 +540,32 @@ class Dispatcher:
         popleft = queue.popleft
         deliver = self._deliver
         held = self._held_flushes
-        outermost = self._depth == 0
-        self._depth += 1
-        try:
-            while True:
-                if deadline is not None and queue and time.monotonic() >= deadline:
-                    return False
-                try:
-                    item = popleft()
-                except IndexError:
-                    return True
-                sender, message, number = item
-                if sender is _FLUSH:
-                    if outermost:
-                        message.set()
-                    else:  # a handler of an earlier message is still running
-                        held.append(message)
-                    continue
-                self._number_now = number
-                self._item_now = item
-                deliver(sender, message)
-                if held and outermost:
-                    self._set_held_flushes()
-        finally:
-            self._depth -= 1
+        outermost = self._depth == 1
+        while True:
+            if deadline is not None and queue and time.monotonic() >= deadline:
+                return False
+            try:
+                item = popleft()
+            except IndexError:
+                return True
+            sender, message, number = item
+            if sender is _FLUSH:
+                if outermost:
+                    message.set()
+                else:  # a handler of an earlier message is still running: _give() sets it
+                    held.append(message)
+                continue
+            self._number_now = number
+            self._item_now = item
+            deliver(sender, message)
             if held and outermost:
                 self._set_held_flushes()
 
     def _deliver_own(self, sender: Any, message: Hashable, number: int) -> None:
-        # Caller holds _delivery_lock and has drained the queue.
-        outermost = self._depth == 0
-        self._depth += 1
-        try:
-            self._number_now = number
-            self._item_now = (sender, message, number)
-            self._deliver(sender, message)
-        finally:
-            self._depth -= 1
-            if outermost and self._held_flushes:
-                self._set_held_flushes()
+        # The caller took the delivery lock and has drained the queue.
+        self._number_now = number
+        self._item_now = (sender, message, number)
+        self._deliver(sender, message)
 
     def _set_held_flushes(self) -> None:
         held = self._held_flushes

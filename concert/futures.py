@@ -290,9 +290,10 @@ class Future(concurrent.futures.Future):
         cancel request (see :meth:`request_cancel`); then this waits, at most
         ``timeout`` (seconds or a time quantity), until the function has
         returned, so that when it returns ``True`` the operation has really
-        stopped. Called from a thread running an asyncio event loop (as
-        ``asyncio.wrap_future`` does) it does not wait and returns ``True``. ``False`` means the operation finished anyway (it had no
-        stop action and never checked), or it had finished already.
+        stopped. ``False`` means the operation finished anyway (it had no
+        stop action and never checked), or it had finished already. Called
+        from a thread running an asyncio event loop (as
+        ``asyncio.wrap_future`` does) it does not wait and returns ``True``.
 
         :raises WaitError: if the operation has not stopped within ``timeout``.
         :raises: the first exception a stop action raised; the operation then

@@ -194,7 +194,8 @@ def test_cancelling_a_wrapped_future_does_not_block_the_event_loop():
     async def main():
         future = never_checks()
         wrapped = asyncio.wrap_future(future)
-        await asyncio.sleep(0)
+        while not future.running():  # bounded by the wait_for below
+            await asyncio.sleep(0.001)
         start = time.monotonic()
         wrapped.cancel()  # asyncio cancels the Concert future from the loop's thread
         with pytest.raises(asyncio.CancelledError):

@@ -330,9 +330,12 @@ def test_synchronous_send_waits_at_most_sync_timeout_then_queues_in_order(asynch
         assert gate.wait(TIMEOUT)
         order.append(("a", threading.current_thread().name))
 
+    def recorder(name):
+        return lambda s: order.append((name, threading.current_thread().name))
+
     messages.subscribe(sender, "a", blocked)
     for name in "bcd":
-        messages.subscribe(sender, name, lambda s, name=name: order.append((name, threading.current_thread().name)))
+        messages.subscribe(sender, name, recorder(name))
     messages.send(sender, "a")
     assert started.wait(TIMEOUT)
     config.DISABLE_ASYNC = True
@@ -397,3 +400,21 @@ def test_flush_waits_for_a_handler_that_sends_synchronously(messages, asynchrono
     flusher.join(TIMEOUT)
     assert flushed.is_set()
     assert seen == ["nested", ("flush returned early", False)]
+
+
+def test_keyboard_interrupt_from_a_synchronous_handler_leaves_the_dispatcher_usable(messages, asynchronous):
+    sender, seen = object(), []
+
+    def interrupted(s):
+        raise KeyboardInterrupt
+
+    messages.subscribe(sender, "ctrl-c", interrupted)
+    messages.subscribe(sender, "after", seen.append)
+    config.DISABLE_ASYNC = True
+    with pytest.raises(KeyboardInterrupt):
+        messages.send(sender, "ctrl-c")  # Ctrl-C in a synchronous send belongs to the caller
+    assert not messages._delivery_lock._is_owned() and messages._depth == 0
+    other = threading.Thread(target=messages.send, args=(sender, "after"))
+    other.start()  # another thread can take over delivery at once
+    other.join(TIMEOUT)
+    assert seen == [sender]

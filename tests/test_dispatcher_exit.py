@@ -1,4 +1,4 @@
-"""Dispatcher at the edges of a program's life: nothing hangs, nothing is lost without an error.
+"""Dispatcher at the edges: exit, finalization, a refused thread, Ctrl-C. Nothing hangs or is lost unsaid.
 
 Every test runs a fresh interpreter (a hang fails at the ``run_python``
 timeout) and checks what it printed and logged, its exit code and how long it
@@ -243,3 +243,55 @@ def test_messages_sent_by_handlers_during_the_exit_are_delivered_too():
     assert lines[1:] == ["b 2000"] * 2000, "every 'b', each after all the 'a' queued before it"
     assert result.stderr == ""
     assert elapsed < 30
+
+
+CTRL_C_WHILE_WAITING = """
+import signal, sys, threading, time
+from concert import config, interrupts
+from concert.dispatcher import Dispatcher
+
+def say(text):
+    sys.stdout.write(text + "\\n")
+    sys.stdout.flush()
+
+if {concert_handler}:
+    interrupts.install()
+messages = Dispatcher("ctrl-c", sync_timeout=60)
+sender, started, gate = object(), threading.Event(), threading.Event()
+
+def blocked(s):
+    started.set()
+    gate.wait(60)
+
+messages.subscribe(sender, "a", blocked)
+messages.subscribe(sender, "b", lambda s: say(f"b delivered in {{threading.current_thread().name}}"))
+messages.send(sender, "a")
+assert started.wait(30)
+config.DISABLE_ASYNC = True
+ctrl_c = threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+ctrl_c.start()
+begin = time.monotonic()
+try:
+    messages.send(sender, "b")   # waits for the delivery thread: Ctrl-C ends the wait
+    say("send returned")
+except KeyboardInterrupt:
+    took = time.monotonic() - begin
+    say(f"KeyboardInterrupt, within 10 s: {{took < 10}}, lock held: {{messages._delivery_lock._is_owned()}}, "
+        f"books say held: {{messages._holder == threading.get_ident()}}, queued {{messages.queued()}}")
+gate.set()
+messages.flush(30)
+messages.send(sender, "b")
+say("script ends")
+"""
+
+
+@pytest.mark.parametrize("concert_handler", [False, True], ids=["default-handler", "concert-handler"])
+def test_ctrl_c_ends_a_synchronous_send_waiting_for_a_delivery(concert_handler):
+    result, elapsed = _run(CTRL_C_WHILE_WAITING.format(concert_handler=concert_handler))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "KeyboardInterrupt, within 10 s: True, lock held: False, books say held: False, queued 0",
+        "b delivered in MainThread",
+        "script ends",
+    ], result.stderr
+    assert elapsed < 20
