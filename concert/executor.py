@@ -34,6 +34,7 @@ from typing import Any, Deque, Dict, List, Optional, Set
 
 from concert import config
 from concert.exceptions import PoolExhaustedError
+from concert.interrupts import protected
 
 __all__ = ["Pool", "blocked", "get_executor", "running"]
 
@@ -85,14 +86,20 @@ class Pool:
         self._threads += 1
         return True
 
+    @protected
     def _start_thread(self) -> None:
         try:
             self._executor.submit(self._take_calls)
         except RuntimeError:
             # Interpreter shutdown: the executor takes no more work, but queued calls
             # must still run, or the waits on them would never end.
-            threading.Thread(target=self._take_calls, name="concert-worker-exit", daemon=True).start()
+            threading.Thread(target=self._take_calls_marked, daemon=True).start()
 
+    def _take_calls_marked(self) -> None:
+        self._mark()
+        self._take_calls()
+
+    @protected
     def submit(self, call: Any) -> None:
         """Queue ``call``; a pool thread runs it as soon as one is free."""
         with self._lock:
@@ -148,6 +155,7 @@ class Pool:
 
     # -- compensation for blocked threads -------------------------------------------------
 
+    @protected
     def _begin_wait(self) -> None:
         with self._lock:
             self._active -= 1
@@ -164,6 +172,7 @@ class Pool:
         if start:
             self._start_thread()
 
+    @protected
     def _end_wait(self) -> None:
         with self._lock:
             self._active += 1
@@ -181,11 +190,13 @@ class blocked:  # noqa: N801 - used like the function-style context managers of 
 
     __slots__ = ("_pool",)
 
+    @protected
     def __enter__(self) -> None:
         pool = self._pool = getattr(_local, "pool", None)
         if pool is not None:
             pool._begin_wait()
 
+    @protected
     def __exit__(self, *exc_info: Any) -> None:
         if self._pool is not None:
             self._pool._end_wait()

@@ -65,7 +65,7 @@ from concurrent.futures._base import (
 )
 from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
 
-from concert import config
+from concert import config, interrupts
 from concert.exceptions import WaitError
 from concert.executor import blocked, get_executor
 from concert.interrupts import discard_held, protected
@@ -255,6 +255,9 @@ class Future(concurrent.futures.Future):
             if self._state == PENDING:
                 self._cancel_reason = reason
         if super().cancel():
+            with self._condition:
+                if self._state == CANCELLED:  # tell waiters now, not when the pool reaches it
+                    self.set_running_or_notify_cancel()
             return True
         with self._condition:
             if self._state != RUNNING:
@@ -306,9 +309,8 @@ class Future(concurrent.futures.Future):
             # Done; or cancelled from inside its own function (it ends cancelled when it
             # returns); or from an event loop (asyncio.wrap_future), which must not block.
             return self._state != FINISHED
-        with blocked(), self._condition:
-            if not self._condition.wait_for(self._is_done, seconds):
-                raise WaitError(f"{self!r} did not stop within {seconds:g} s after {reason}")
+        if not self._wait_done(seconds):
+            raise WaitError(f"{self!r} did not stop within {seconds:g} s after {reason}")
         return self._state != FINISHED
 
     # -- waiting ---------------------------------------------------------------
@@ -316,10 +318,33 @@ class Future(concurrent.futures.Future):
     def _is_done(self) -> bool:
         return self._state in _DONE
 
+    @protected
+    def _wait_done(self, seconds: Optional[float]) -> bool:
+        """Wait until done, at most ``seconds``; return whether done. Ctrl-C ends the wait.
+
+        The wait sleeps on a wake-up lock of its own that settling releases
+        (the base class's waiter protocol), not on the future's condition, so
+        an interrupt can never leave that condition's lock in a wrong state.
+        """
+        with self._condition:
+            if self._state in _DONE:
+                return True
+            wakeup = _Wakeup()
+            self._waiters.append(wakeup)
+        try:
+            with blocked():
+                interrupts.acquire(wakeup.lock, seconds)
+        finally:
+            with self._condition:
+                if wakeup in self._waiters:
+                    self._waiters.remove(wakeup)
+        return self._state in _DONE
+
     def _pass_on_cancel(self, waiter: Future) -> None:
         """A stop action of ``waiter`` while it waits for this future: pass its request on."""
         self.request_cancel(waiter._cancel_reason or "cancellation of " + waiter.name)
 
+    @protected
     def _block(self, timeout: Any) -> None:
         """Wait until done. WaitError on timeout; Ctrl-C cancels and re-raises."""
         seconds = optional_seconds(timeout, "timeout")
@@ -336,9 +361,8 @@ class Future(concurrent.futures.Future):
                 waiter.add_cancel_action(link)
                 if waiter._claimed and self.order < waiter._claimed_at:
                     link()
-            with blocked(), self._condition:
-                if not self._condition.wait_for(self._is_done, seconds):
-                    raise WaitError(f"{self!r} did not finish within {seconds:g} s")
+            if not self._wait_done(seconds):
+                raise WaitError(f"{self!r} did not finish within {seconds:g} s")
         except KeyboardInterrupt:
             _cancel_after_interrupt([self])
             raise
@@ -351,6 +375,7 @@ class Future(concurrent.futures.Future):
         if self._state in _CANCELLED:
             raise self._cancelled_error()
 
+    @protected
     def wait(self, timeout: Any = None) -> Future:
         """Block until done and return this future (so ``f.wait().result()`` works).
 
@@ -370,6 +395,7 @@ class Future(concurrent.futures.Future):
 
     join = wait
 
+    @protected
     def result(self, timeout: Any = None) -> Any:
         """Return the function's result, waiting as :meth:`wait` does."""
         self._block(timeout)
@@ -379,6 +405,7 @@ class Future(concurrent.futures.Future):
         self._outcome()
         return super().result(0)
 
+    @protected
     def exception(self, timeout: Any = None) -> Optional[BaseException]:
         """Return the function's exception (or ``None``), waiting as :meth:`wait` does."""
         self._block(timeout)
@@ -417,6 +444,7 @@ class Future(concurrent.futures.Future):
             raise asyncio.CancelledError(str(self._cancelled_error()))
         return self.result()
 
+    @protected  # a Ctrl-C during garbage collection would be swallowed: it waits instead
     def __del__(self) -> None:
         if getattr(self, "_state", None) == FINISHED and self._exception is not None and not self._retrieved:
             error = self._exception
@@ -441,6 +469,22 @@ def _in_event_loop() -> bool:
     return True
 
 
+class _Wakeup:
+    """A waiter in the base class's protocol that releases a lock when the future is done."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+    def _wake(self, future: Any) -> None:
+        if self.lock.locked():
+            self.lock.release()
+
+    add_result = add_exception = add_cancelled = _wake
+
+
 def _set_if_pending(waiter: Any) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -461,6 +505,11 @@ def check_cancelled() -> None:
     """
     future = _current.get()
     if future is not None and future._cancel_reason is not None:
+        with future._condition:
+            while future._stopping:  # a stop action that fails withdraws the request
+                future._condition.wait()
+            if future._cancel_reason is None:
+                return
         raise CancelledError(future._stopped_text())
 
 
@@ -580,8 +629,10 @@ def _run(future: Future, func: Callable, args: tuple, kwargs: dict, fresh: bool 
     """
     if fresh:  # made by the caller just now (inline): nobody else can have cancelled it
         future._state = RUNNING
-    elif not future.set_running_or_notify_cancel():
-        return
+    else:
+        with future._condition:
+            if future._state == CANCELLED_AND_NOTIFIED or not future.set_running_or_notify_cancel():
+                return
     _current.set(future)
     try:
         result = func(*args, **kwargs)
@@ -661,6 +712,7 @@ def is_async(func: Any) -> bool:
     return getattr(func, "_concert_async", False) is True
 
 
+@protected
 def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> None:
     """Wait for *all* ``futures``, then raise the first failure in their order.
 
@@ -686,7 +738,7 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
                     future._block(remaining)
                 else:
                     with blocked():
-                        concurrent.futures.wait([future], remaining)
+                        interrupts.interruptibly(concurrent.futures.wait, [future], remaining)
             except WaitError:
                 pass
             if not future.done():
@@ -706,7 +758,9 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
             )
         elif future.exception() is not None:
             failures.append(future.exception())
-    for other in failures[1:]:  # the first is raised; the others must not vanish
+    for other in failures[1:]:  # the first is raised; the other failures must not vanish
+        if isinstance(other, CancelledError):
+            continue  # a cancellation is an outcome the caller asked for, not a failure to report
         LOG.error(
             "wait(): besides the failure raised, %r also failed",
             other,
@@ -716,6 +770,7 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
         raise failures[0]
 
 
+@protected
 def resolve(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> List[Any]:
     """Wait for all ``futures`` as :func:`wait` does and return their results in order."""
     futures = list(futures)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any, Callable, Dict, TypeVar
 
 __all__ = ["discard_held", "install", "interruptibly", "protected"]
@@ -41,7 +42,13 @@ _MAIN = threading.main_thread()
 
 # Owned by the main thread, which alone runs signal handlers: no lock needed.
 _held = False  # a SIGINT was held back and is to be delivered again
-_retry_delay = 0.001  # seconds until the next attempt; doubles up to 50 ms
+
+#: Seconds until a held-back SIGINT is delivered again (and again, until it lands).
+RETRY_DELAY = 0.001
+
+#: Longest slice of a main-thread wait: a SIGINT that arrives just before the
+#: thread blocks interrupts no system call, so it is handled when the slice ends.
+SLICE = 0.1
 
 
 def protected(func: _F) -> _F:
@@ -76,12 +83,11 @@ def _deliver_again() -> None:
 
 
 def _handle_sigint(signum: int, frame: Any) -> None:
-    global _held, _retry_delay
+    global _held
     if _in_protected_code(frame):
         _held = True
-        timer = threading.Timer(_retry_delay, _deliver_again)
+        timer = threading.Timer(RETRY_DELAY, _deliver_again)
         timer.daemon = True
-        _retry_delay = min(_retry_delay * 2, 0.05)
         try:
             timer.start()
         except RuntimeError:  # interpreter shutdown: raise it now rather than lose it
@@ -89,7 +95,6 @@ def _handle_sigint(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt from None
         return
     _held = False
-    _retry_delay = 0.001
     raise KeyboardInterrupt
 
 
@@ -105,6 +110,26 @@ def install() -> None:
             signal.signal(signal.SIGINT, _handle_sigint)
     except (ValueError, TypeError):  # not the main interpreter
         pass
+
+
+def acquire(lock: Any, timeout: Any = None) -> bool:
+    """``lock.acquire(True, timeout)`` (seconds, ``None``: forever) that Ctrl-C ends at once.
+
+    Ctrl-C raises from the wait itself, even inside protected code -- possibly
+    just after the lock was acquired, so use it for private wake-up locks
+    that are thrown away after the wait. In the main thread the wait is made in
+    slices of :data:`SLICE` seconds, so that a SIGINT arriving just before
+    it blocked is not held up for the whole wait.
+    """
+    if threading.current_thread() is not _MAIN:
+        return lock.acquire(True, -1 if timeout is None else timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = SLICE if deadline is None else min(SLICE, deadline - time.monotonic())
+        if remaining <= 0:
+            return lock.acquire(False)
+        if interruptibly(lock.acquire, True, remaining):
+            return True
 
 
 def discard_held() -> None:

@@ -21,8 +21,9 @@ The model, in four rules:
    which a script nests its ``with`` blocks is free. Every wait also honours
    :data:`concert.config.LOCK_TIMEOUT`.
 
-5. Checked methods of one state machine (and a motor's motions) run one at a
-   time, whatever their owner: each device has a :class:`Slot` that such an
+5. Checked and transitioning methods of a device (and a motor's motions) run
+   one at a time, whatever their owner: each device has one :class:`Slot`,
+   shared by all its state machines, that such an
    operation holds for its duration. Waiting for a slot goes through the same
    manager, so the deadlock check and ``LOCK_TIMEOUT`` cover it too: there is
    no lock the detector cannot see.
@@ -47,13 +48,12 @@ import contextvars
 import itertools
 import threading
 import time
-from threading import Condition
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from concert import config
+from concert import config, interrupts
 from concert.exceptions import LockError
 from concert.executor import blocked
-from concert.interrupts import interruptibly, protected
+from concert.interrupts import protected
 from concert.timeouts import optional_seconds
 
 __all__ = ["ExclusiveLock", "Owner", "Slot", "current_owner", "enter", "leave"]
@@ -78,7 +78,50 @@ _entered: contextvars.ContextVar[Tuple[contextvars.Token, ...]] = contextvars.Co
     "concert_lock_entered", default=()
 )
 
-_manager = Condition()
+
+class _Manager:
+    """The condition all lock state lives under: a reentrant lock, and waits Ctrl-C cannot tear.
+
+    :meth:`wait` releases the lock (held exactly once by the caller), sleeps
+    on a wake-up lock of its own until :meth:`notify_all` or the timeout,
+    and takes the lock back -- in protected code, so that an interrupt never
+    leaves the lock released under a ``with`` block that will release it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._sleepers: List[threading.Lock] = []  # guarded by _lock
+
+    @protected
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    @protected
+    def __exit__(self, *exc_info: Any) -> None:
+        self._lock.release()
+
+    def notify_all(self) -> None:
+        """Wake every waiter (caller holds the lock)."""
+        for sleeper in self._sleepers:
+            sleeper.release()
+        self._sleepers.clear()
+
+    @protected
+    def wait(self, timeout: Optional[float]) -> None:
+        """Sleep until notified or ``timeout`` seconds passed (caller holds the lock once)."""
+        sleeper = threading.Lock()
+        sleeper.acquire()
+        self._sleepers.append(sleeper)
+        self._lock.release()
+        try:
+            interrupts.acquire(sleeper, timeout)
+        finally:
+            self._lock.acquire()
+            if sleeper in self._sleepers:
+                self._sleepers.remove(sleeper)
+
+
+_manager = _Manager()
 # Guarded by _manager: what each owner is waiting for right now (one entry per
 # waiting thread), and which locks each owner holds exclusively.
 _waiting: Dict[Owner, List[Tuple[ExclusiveLock, bool]]] = {}
@@ -358,7 +401,7 @@ def _wait_until_free(wanted: Tuple[Tuple[Any, Any], ...], owner: Owner) -> None:
                     )
                 waiting.append((lock, mode))
                 try:
-                    interruptibly(_manager.wait, remaining)  # Ctrl-C ends a lock wait
+                    _manager.wait(remaining)  # Ctrl-C ends a lock wait
                 finally:
                     waiting.remove((lock, mode))
         finally:

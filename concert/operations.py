@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import CancelledError
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from concert import locking
 from concert.futures import Future, _current, next_order
@@ -148,6 +148,9 @@ class device_call:  # noqa: N801 - used like the function-style context managers
             fence = getattr(device, "_fence", None)
             if fence is not None and record.future.order < fence[0]:
                 raise CancelledError(f"{_describe(self._what, record.future)} was stopped by {fence[1]}")
+            stoppers = getattr(device, "_stoppers", None)
+            if stoppers and threading.get_ident() not in stoppers:
+                _wait_for_stop(device)  # submitted after the stop: it starts once the stop is over
             record.entered = next_order()
             calls = getattr(device, "_calls", None)
             if calls is not None:
@@ -222,23 +225,52 @@ def _stop_again(device: Any) -> None:
         states_after_abort()
 
 
+def _wait_for_stop(device: Any) -> None:
+    # Caller holds the manager. A cancel request on the waiting call ends the wait.
+    from concert.futures import check_cancelled, on_cancel
+
+    with on_cancel(locking._wake_waiters):
+        while device._stoppers and threading.get_ident() not in device._stoppers:
+            check_cancelled()
+            locking._manager.wait(None)
+
+
 @protected
-def abort(device: Any, reason: str) -> List[BaseException]:
-    """Fence ``device`` off and ask every operation running on it to stop, with ``reason``.
+def abort(device: Any, reason: str, stop: Callable[[], None]) -> List[BaseException]:
+    """Fence ``device`` off, ask every operation running on it to stop, then call ``stop()``.
 
     Operations submitted before this call and not started yet will refuse
-    to start; running ones get a cancel request (their stop actions run
-    here, in the calling thread). Returns the exceptions stop actions
-    raised; it never waits for a lock held by anyone else's code.
+    to start; running ones get a cancel request with ``reason`` (their stop
+    actions run here, in the calling thread); then ``stop()`` stops the
+    hardware and sets the state. Device calls submitted meanwhile by other
+    threads start only once all that is over, so that the stop cannot cut
+    them short. Returns the exceptions raised on the way (every step is
+    taken); it never waits for a lock held by anyone else's code.
     """
+    me = threading.get_ident()
     with locking._manager:
         device._fence = (next_order(), reason)
         running = list(getattr(device, "_calls", {}))
+        stoppers = device.__dict__.setdefault("_stoppers", {})
+        stoppers[me] = stoppers.get(me, 0) + 1
         locking._manager.notify_all()  # calls queued for the device's locks look at the fence
     errors = []
-    for future in running:
+    try:
+        for future in running:
+            try:
+                future.request_cancel(reason)
+            except Exception as error:
+                errors.append(error)
         try:
-            future.request_cancel(reason)
+            stop()
         except Exception as error:
             errors.append(error)
+    finally:
+        with locking._manager:
+            count = stoppers[me] - 1
+            if count:
+                stoppers[me] = count
+            else:
+                del stoppers[me]
+            locking._manager.notify_all()
     return errors

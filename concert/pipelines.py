@@ -91,7 +91,8 @@ def _name_of(consumer: Any) -> str:
     """``write_images`` for it and for ``partial(write_images, ...)``; ``Average`` for ``Average()``."""
     while isinstance(consumer, functools.partial):
         consumer = consumer.func
-    return getattr(consumer, "__qualname__", None) or type(consumer).__qualname__
+    name = getattr(consumer, "__qualname__", None) or type(consumer).__qualname__
+    return name.rsplit("<locals>.", 1)[-1]  # a function defined in a function: its own name
 
 
 class _Failure:
@@ -261,9 +262,6 @@ def broadcast(
     if not consumers:
         raise ValueError("broadcast: no consumer to feed")
     outlets = [_Outlet(consumer, queue_size) for consumer in consumers]
-    for outlet in outlets:
-        _enter(outlet)
-        outlet.thread.start()
 
     def distribute() -> None:
         items = iter(producer)
@@ -288,11 +286,24 @@ def broadcast(
     distributor = threading.Thread(
         target=context.run, args=(distribute,), name="concert-broadcast", daemon=True
     )
-    distributor.start()
+    started: List[_Outlet] = []
+    try:
+        for outlet in outlets:
+            _enter(outlet)
+            outlet.thread.start()
+            started.append(outlet)
+        distributor.start()
+    except BaseException as error:  # no thread to be had (interpreter shutdown): nothing left hanging
+        for outlet in outlets:
+            if outlet in started:
+                outlet.put(_Failure(error))  # its queue is empty: this does not block
+            else:
+                _leave(outlet)
+                outlet.future._settle(None, error)
+        raise
     futures = [outlet.future for outlet in outlets]
     if config.DISABLE_ASYNC:
         try:
-            distributor.join()
             for outlet in outlets:
                 outlet.thread.join()
         except KeyboardInterrupt:
@@ -371,14 +382,17 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
     def feed() -> None:
         stream = iter(producer)
         try:
-            for item in stream:
-                if _asked_to_stop(future) or not put(PrioItem(priority=0, data=item)):
-                    close = getattr(stream, "close", None)
-                    if close is not None:
-                        close()
+            while not _asked_to_stop(future):  # checked before taking an item: none taken is dropped
+                try:
+                    item = next(stream)
+                except StopIteration:
+                    job.ended = True
                     break
+                if not put(PrioItem(priority=0, data=item)):
+                    break  # func has returned
                 job.handed += 1
         except BaseException as error:
+            job.ended = True
             failure.append(error)
             if finished.is_set():
                 LOG.error(
@@ -386,7 +400,13 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
                     future.name,
                     exc_info=(type(error), error, error.__traceback__),
                 )
-        job.ended = True
+        if not job.ended:  # cancelled, or nobody takes items any more: stop the producer
+            close = getattr(stream, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    LOG.exception("%s: closing the producer failed", future.name)
         put(end())
 
     def consume() -> None:
@@ -416,11 +436,21 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
         return thread
 
     _enter(job)
-    threads = [start(feed, "concert-feed-queue"), start(consume, "concert-feed-queue-consumer")]
+    try:
+        consumer = start(consume, "concert-feed-queue-consumer")
+    except BaseException as error:  # no thread to be had (interpreter shutdown)
+        _leave(job)
+        future._settle(None, error)
+        raise
+    try:
+        start(feed, "concert-feed-queue")
+    except BaseException as error:
+        failure.append(error)
+        items.put(end())  # func ends at once, and its future fails with the error
+        raise
     if config.DISABLE_ASYNC:
         try:
-            for thread in threads:
-                thread.join()
+            consumer.join()
         except KeyboardInterrupt:
             _cancel_after_interrupt([future])
             raise
@@ -445,15 +475,21 @@ def _wait_at_exit() -> None:
         _stop_at_exit("Ctrl-C")
     limit = _exit_limit()
     deadline = time.monotonic() + limit
+    when = f"after {limit:g} s"
+    try:
+        with _live_lock:
+            while _live:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                _live_changed.wait(remaining)
+    except KeyboardInterrupt:  # Ctrl-C during the wait: stop waiting, but say what is lost
+        when = "when Ctrl-C ended the wait"
+        _stop_at_exit("Ctrl-C")
     with _live_lock:
-        while _live:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            _live_changed.wait(remaining)
         late = sorted(_live, key=lambda job: job.future.order)
     for job in late:
-        LOG.error("%s was still running at exit after %g s: %s", job.future.name, limit, job.lost())
+        LOG.error("%s was still running at exit %s: %s", job.future.name, when, job.lost())
 
 
 def _stop_at_exit(reason: str) -> None:

@@ -21,7 +21,8 @@ Rules:
   ``_get_<state_name>()``) overrides the software state when reading it.
 * :func:`check` raises :class:`~concert.exceptions.StateError` *before* the
   method does anything when the state is not one of ``source``. Checked
-  methods of one state machine run one at a time, so the check and what the
+  and transitioning methods of a device run one at a time (one slot per
+  device, shared by all its state machines), so the check and what the
   method does are atomic: a call made while another runs fails at once if
   the state is already wrong, and otherwise waits for it and is checked
   again -- of two concurrent ``open()`` calls, the second finds the shutter open.

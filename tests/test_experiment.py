@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import CancelledError
 
 import numpy as np
 import pytest
@@ -151,3 +152,87 @@ def test_the_walker_ends_where_it_started_even_after_a_failure(tmp_path):
     assert walker.current == start
     Experiment([Acquisition("flats", frames(2, 0))], walker).run().result(TIMEOUT)
     assert sorted(p.name for p in (tmp_path / "beamtime").iterdir()) == ["scan_0000", "scan_0001"]
+
+
+def test_cancelling_a_run_stops_the_acquisition_being_recorded(tmp_path, asynchronous):
+    import itertools
+    import threading
+
+    from concert.polling import busy_wait
+
+    closed = threading.Event()
+    walker = DirectoryWalker(root=str(tmp_path))
+    directory = tmp_path / "scan_0000" / "projections"
+
+    def endless():
+        try:
+            for i in itertools.count():
+                yield np.full((4, 6), i, dtype=np.uint16)
+        finally:
+            closed.set()
+
+    average = Average()
+    experiment = Experiment(
+        [Acquisition("projections", endless, consumers=[average]), Acquisition("never", frames(1, 0))], walker
+    )
+    run = experiment.run()
+    busy_wait(lambda: len(list(directory.glob("*.tif"))) >= 3, sleep_time=0.001, timeout=TIMEOUT)
+    assert run.cancel(timeout=TIMEOUT) is True
+    with pytest.raises(
+        CancelledError, match=r"^Experiment\(projections, never\)\.run\(\) was stopped by cancel\(\)$"
+    ):
+        run.result(TIMEOUT)
+    assert closed.wait(TIMEOUT), "the producer was not closed once every consumer had stopped"
+    record = json.loads((tmp_path / "scan_0000" / "experiment.json").read_text())
+    assert record["outcome"] == "cancelled"
+    [entry] = record["acquisitions"]
+    assert entry["name"] == "projections" and entry["outcome"] == "cancelled"
+    files = sorted(directory.glob("*.tif"))
+    assert entry["frames"] == len(files) >= 3  # what the record says was written is there
+    for number, path in enumerate(files):  # every file complete, in order, none half-written
+        np.testing.assert_array_equal(read_tiff(str(path)), np.full((4, 6), number, dtype=np.uint16))
+    assert average.average is None  # the other consumer was stopped too: it never returned
+    assert walker.current == str(tmp_path)
+    log = (tmp_path / "scan_0000" / "experiment.log").read_text()
+    assert (
+        "acquisition projections cancelled: Experiment(projections, never).run() was stopped by cancel()"
+        in log
+    )
+
+
+def test_a_run_asked_to_stop_from_inside_ends_cancelled_in_both_modes():
+    from concert.futures import current_future
+
+    def stopping():
+        current_future().request_cancel("abort()")  # the producer factory runs in the run itself
+        return iter([np.zeros((2, 2), dtype=np.uint16)])
+
+    walker = DummyWalker()
+    run = Experiment([Acquisition("darks", frames(2, 0)), Acquisition("flats", stopping)], walker).run()
+    with pytest.raises(CancelledError, match=r"Experiment\(darks, flats\)\.run\(\) was stopped by abort\(\)"):
+        run.result(TIMEOUT)
+    record = json.loads(walker.json_files["scan_0000/experiment.json"])
+    assert record["outcome"] == "cancelled"
+    assert [(a["name"], a["frames"], a["outcome"]) for a in record["acquisitions"]] == [
+        ("darks", 2, "done"),
+        ("flats", 0, "cancelled"),
+    ]
+    assert "scan_0000/flats/frames" not in walker.data  # nothing started after the request
+
+
+def test_a_consumer_that_stops_itself_ends_the_run_cancelled():
+    from concert.futures import check_cancelled, current_future
+
+    def quitter(items):
+        for number, _ in enumerate(items):
+            if number == 1:
+                current_future().request_cancel("the consumer")
+            check_cancelled()
+
+    walker = DummyWalker()
+    run = Experiment([Acquisition("flats", frames(5, 0), consumers=[quitter])], walker).run()
+    with pytest.raises(CancelledError, match="quitter was stopped by the consumer"):
+        run.result(TIMEOUT)
+    record = json.loads(walker.json_files["scan_0000/experiment.json"])
+    assert record["outcome"] == "cancelled" and record["acquisitions"][0]["outcome"] == "cancelled"
+    assert len(walker.data["scan_0000/flats/frames"]) == 5  # the writer was not affected

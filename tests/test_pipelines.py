@@ -6,6 +6,7 @@ import math
 import sys
 import threading
 import tracemalloc
+from concurrent.futures import CancelledError
 
 import numpy as np
 import pytest
@@ -249,3 +250,242 @@ def test_feed_queue_never_hangs_on_a_failing_or_early_func():
 def test_average_refuses_mixed_types():
     with pytest.raises(ValueError, match="frame 1 is float64, the first was uint16"):
         Average()([np.zeros(2, dtype=np.uint16), np.full(2, 0.7)])
+
+
+# -- cancellation: the consumer's future, check_cancelled() and on_cancel --------------------------
+
+
+def gated_frames(gate, count=None):
+    """A producer whose items come only while ``gate`` is set (endless without ``count``)."""
+    import itertools
+
+    for i in itertools.count() if count is None else range(count):
+        assert gate.wait(TIMEOUT)
+        yield i
+
+
+def test_cancelling_a_consumer_names_it_and_the_reason(asynchronous):
+    started = threading.Event()
+    other = Accumulate()
+
+    def listener(items):
+        for _ in items:
+            started.set()
+
+    futures = broadcast(range(5), other, queue_size=1)  # an unrelated broadcast goes on
+    gate = threading.Event()
+    gate.set()
+    [future] = broadcast(gated_frames(gate), listener, queue_size=2)
+    assert started.wait(TIMEOUT)
+    assert future.cancel(timeout=TIMEOUT) is True
+    with pytest.raises(CancelledError, match=r"^broadcast consumer .*listener was stopped by cancel\(\)$"):
+        future.result(TIMEOUT)
+    assert results(futures) == [list(range(5))]
+
+
+def test_a_cancelled_consumer_finishes_the_item_in_hand_and_takes_no_other(asynchronous):
+    gate, holding, release = threading.Event(), threading.Event(), threading.Event()
+    gate.set()
+    done = []
+
+    def careful(items):
+        for item in items:
+            if item == 2:
+                holding.set()
+                assert release.wait(TIMEOUT)
+            done.append(item)
+
+    [future] = broadcast(gated_frames(gate), careful, queue_size=4)
+    assert holding.wait(TIMEOUT)
+    assert future.request_cancel("abort()")  # recorded; the consumer is busy with item 2
+    release.set()
+    with pytest.raises(CancelledError, match=r"careful was stopped by abort\(\)"):
+        future.result(TIMEOUT)
+    assert done == [0, 1, 2]  # item 2 finished, none taken after the request
+
+
+def test_a_waiting_consumer_is_woken_by_the_request(asynchronous):
+    gate = threading.Event()  # never set: the producer yields nothing
+    waiting = threading.Event()
+
+    def patient(items):
+        waiting.set()
+        return list(items)
+
+    [future] = broadcast(gated_frames(gate), patient)
+    try:
+        assert waiting.wait(TIMEOUT)
+        assert future.cancel(timeout=TIMEOUT)
+        assert future.cancelled()
+    finally:
+        gate.set()  # let the producer thread notice that nobody listens any more
+
+
+def test_a_consumer_runs_with_its_future_as_the_current_one():
+    from concert.futures import check_cancelled, current_future, on_cancel
+
+    seen, stops = [], []
+
+    def consumer(items):
+        future = current_future()
+        seen.append(future)
+        with on_cancel(lambda: stops.append("stopped")):
+            for item in items:
+                if item == 3:
+                    future.request_cancel("the consumer itself")  # from inside: no waiting
+                    check_cancelled()
+        return "not reached"
+
+    [future] = broadcast(range(10), consumer)
+    with pytest.raises(CancelledError, match="consumer was stopped by the consumer itself"):
+        future.result(TIMEOUT)
+    assert seen == [future] and stops == ["stopped"]
+
+
+def test_a_consumer_waiting_for_an_operation_passes_the_request_on(asynchronous):
+    from concert.futures import async_, on_cancel
+
+    started, stopped = threading.Event(), threading.Event()
+
+    @async_
+    def slow_step(item):
+        with on_cancel(stopped.set):  # the hardware's stop action
+            started.set()
+            assert stopped.wait(TIMEOUT)
+
+    def stepping(items):
+        for item in items:
+            slow_step(item).result(TIMEOUT)
+
+    [future] = broadcast(range(3), stepping)
+    assert started.wait(TIMEOUT)
+    assert future.cancel(timeout=TIMEOUT)
+    assert stopped.is_set()
+    with pytest.raises(CancelledError, match="stepping was stopped"):
+        future.result(TIMEOUT)
+
+
+def test_a_failing_stop_action_withdraws_the_request_and_the_consumer_goes_on(asynchronous):
+    from concert.futures import on_cancel
+
+    started, release = threading.Event(), threading.Event()
+
+    def broken_stop():
+        raise OSError("the stop button is stuck")
+
+    def consumer(items):
+        on_cancel(broken_stop)
+        received = []
+        for item in items:
+            started.set()
+            assert release.wait(TIMEOUT)
+            received.append(item)
+        return received
+
+    [future] = broadcast(range(20), consumer, queue_size=2)
+    assert started.wait(TIMEOUT)
+    with pytest.raises(OSError, match="stuck"):
+        future.cancel(timeout=TIMEOUT)
+    release.set()
+    assert future.result(TIMEOUT) == list(range(20))  # nothing lost, the spurious wake-up ignored
+
+
+def test_cancelling_every_consumer_stops_and_closes_the_producer(asynchronous):
+    closed, gate = threading.Event(), threading.Event()
+    gate.set()
+
+    def producer():
+        try:
+            yield from gated_frames(gate)
+        finally:
+            closed.set()
+
+    futures = broadcast(producer(), null, Accumulate(), queue_size=2)
+    for future in futures:
+        assert future.cancel(timeout=TIMEOUT)
+    assert closed.wait(TIMEOUT)
+    assert all(future.cancelled() for future in futures)
+
+
+def test_cancelling_feed_queue_wakes_its_func_and_names_the_reason(asynchronous):
+    waiting = threading.Event()
+    gate = threading.Event()  # never set: nothing is fed
+
+    def drain(items):
+        waiting.set()
+        while items.get(timeout=TIMEOUT).data is not None:
+            pass
+        return "drained"
+
+    future = feed_queue(gated_frames(gate), drain)
+    try:
+        assert waiting.wait(TIMEOUT)
+        assert future.cancel(timeout=TIMEOUT)
+        with pytest.raises(CancelledError, match=r"^feed_queue 'drain' was stopped by cancel\(\)$"):
+            future.result(TIMEOUT)
+    finally:
+        gate.set()
+
+
+def test_feed_queue_func_checks_its_own_future():
+    from concert.futures import check_cancelled, current_future
+
+    def drain(items):
+        count = 0
+        while items.get(timeout=TIMEOUT).data is not None:
+            count += 1
+            if count == 3:
+                current_future().request_cancel("abort()")
+            check_cancelled()
+        return count
+
+    future = feed_queue(range(100), drain)
+    with pytest.raises(CancelledError, match=r"feed_queue 'drain' was stopped by abort\(\)"):
+        future.result(TIMEOUT)
+
+
+def test_feed_queue_does_not_wait_for_a_stuck_producer_once_func_returned():
+    gate = threading.Event()  # in both modes: DISABLE_ASYNC waits for func, not for the producer
+
+    def first(items):
+        return items.get(timeout=TIMEOUT).data
+
+    def stuck_after_one():
+        yield "first"
+        assert gate.wait(TIMEOUT)  # a camera that stopped sending
+        yield "second"
+
+    try:
+        assert feed_queue(stuck_after_one(), first).result(TIMEOUT) == "first"
+    finally:
+        gate.set()
+
+
+def test_broadcast_does_not_wait_for_a_stuck_producer_once_every_consumer_returned():
+    gate, closed = threading.Event(), threading.Event()
+
+    def stuck_after_one():
+        try:
+            yield "first"
+            assert gate.wait(TIMEOUT)  # a camera that stopped sending
+            yield "second"
+        finally:
+            closed.set()
+
+    try:
+        assert results(broadcast(stuck_after_one(), lambda items: next(iter(items)))) == ["first"]
+    finally:
+        gate.set()
+    assert closed.wait(TIMEOUT)  # closed once it handed over its next item
+
+
+def test_consumers_are_named_after_what_they_call():
+    import functools
+
+    futures = broadcast(range(3), functools.partial(Accumulate()), Average(), null)
+    assert [future.name for future in futures] == [
+        "broadcast consumer Accumulate",
+        "broadcast consumer Average",
+        "broadcast consumer null",
+    ]
+    assert [future.result(TIMEOUT) for future in futures][::2] == [[0, 1, 2], 3]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import CancelledError
+
 import numpy as np
 import pytest
 
@@ -210,3 +212,74 @@ def test_cancelling_focus_stops_its_search(no_progress_bar, asynchronous):
     assert evaluated.wait(TIMEOUT)
     assert future.cancel()
     assert future.cancelled() and camera.state == "standby"
+
+
+def stop_from_inside_at(step, reason="abort()"):
+    """A feedback that asks its own process to stop at call ``step`` (works in both modes)."""
+    from concert.futures import current_future
+
+    calls = []
+
+    def feedback():
+        calls.append(1)
+        if len(calls) == step:
+            current_future().request_cancel(reason)  # no waiting: the process goes on to its next check
+        return len(calls)
+
+    return feedback, calls
+
+
+def test_a_scan_stops_before_its_next_step_and_names_the_reason(no_progress_bar):
+    motor = fast_motor()
+    feedback, calls = stop_from_inside_at(2)
+    future = scan(motor["position"], feedback, 0 * q.mm, 4 * q.mm, intervals=4)
+    with pytest.raises(CancelledError, match=r"^scan\(.*\) was stopped by abort\(\)$"):
+        future.result(TIMEOUT)
+    assert future.cancelled() and len(calls) == 2 and motor.position == 1 * q.mm
+
+
+@pytest.mark.parametrize("process", ["ascan", "dscan"])
+def test_an_ascan_or_dscan_stops_before_its_next_step(no_progress_bar, process):
+    motor = fast_motor(position=5 * q.mm)
+    feedback, calls = stop_from_inside_at(1, "emergency_stop()")
+    start = ascan if process == "ascan" else dscan
+    future = start([(motor["position"], 1 * q.mm, 3 * q.mm)], 2, feedback)
+    with pytest.raises(CancelledError, match=r"was stopped by emergency_stop\(\)"):
+        future.result(TIMEOUT)
+    assert len(calls) == 1
+    assert motor.position == (1 * q.mm if process == "ascan" else 5 * q.mm)  # dscan went back
+
+
+def test_optimize_parameter_stops_before_its_next_evaluation(no_progress_bar):
+    motor = fast_motor()
+    feedback, calls = stop_from_inside_at(3)
+    future = optimize_parameter(motor["position"], feedback, 0 * q.mm, alg_args=(1 * q.mm, 1 * q.um))
+    with pytest.raises(CancelledError, match=r"optimize_parameter\(.*\) was stopped by abort\(\)"):
+        future.result(TIMEOUT)
+    assert len(calls) == 3
+
+
+def test_cancel_reports_the_reason_of_a_stopped_scan(no_progress_bar, asynchronous):
+    motor = fast_motor()
+    future, calls = cancel_mid_step(lambda feedback: scan(motor["position"], feedback, 0 * q.mm, 4 * q.mm, 4))
+    with pytest.raises(CancelledError, match=r"scan\(.*\) was stopped by cancel\(\)"):
+        future.result(TIMEOUT)
+    assert len(calls) == 1
+
+
+def test_cancelling_a_scan_stops_the_move_in_progress(no_progress_bar, asynchronous):
+    from concert.polling import busy_wait
+
+    motor = LinearMotor(motion_velocity=1 * q.mm / q.s)  # 10 s to the second point: it must be cut short
+    future = scan(motor["position"], lambda: 0, 0 * q.mm, 10 * q.mm, intervals=1)
+    busy_wait(lambda: motor.position > 0 * q.mm, sleep_time=0.001, timeout=TIMEOUT)
+    assert future.cancel(timeout=TIMEOUT)
+    with pytest.raises(CancelledError, match=r"was stopped by cancel\(\)"):
+        future.result(TIMEOUT)
+    assert motor.state == "standby" and 0 * q.mm < motor.position < 10 * q.mm
+
+
+def test_no_process_has_a_stop_flag_of_its_own():
+    import concert.processes.progress as progress
+
+    assert not hasattr(progress, "Steps")  # check_cancelled() is the one way to stop between steps

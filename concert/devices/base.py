@@ -81,17 +81,17 @@ class Device(Parameterizable):
 
     @protected
     def _stop_everything(self, reason: str, emergency: bool) -> None:
-        errors = operations.abort(self, reason)
-        try:
-            self._abort()
-        except Exception as error:
-            errors.append(error)
-        finally:
+        def stop() -> None:
             try:
-                if emergency:
-                    self._emergency_stop()
+                self._abort()
             finally:
-                self._states_after_abort()
+                try:
+                    if emergency:
+                        self._emergency_stop()
+                finally:
+                    self._states_after_abort()
+
+        errors = operations.abort(self, reason, stop)
         if errors:
             raise errors[0]
 
@@ -102,7 +102,12 @@ class Device(Parameterizable):
                 after_abort()
 
     def _abort(self) -> None:
-        """Stop the hardware's current operation (override; default: nothing to stop)."""
+        """Stop the hardware's current operation (override; default: nothing to stop).
+
+        Must be idempotent: a stop calls it once, and again for a call that
+        was running during the stop (whatever that call switched on after it
+        is switched off). It must not wait for any lock or device call.
+        """
 
     def _emergency_stop(self) -> None:
         """Bring the hardware to a safe state (override; default: nothing beyond abort)."""

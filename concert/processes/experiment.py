@@ -97,6 +97,9 @@ class Experiment:
         self.walker = walker
         self.name_fmt = name_fmt
 
+    def __repr__(self) -> str:
+        return f"Experiment({', '.join(acquisition.name for acquisition in self.acquisitions)})"
+
     def _next_run_name(self) -> str:
         index = 0
         while self.walker.exists(self.name_fmt.format(index)):

@@ -8,6 +8,7 @@ import os
 import stat
 import threading
 import uuid
+from concurrent.futures import CancelledError
 
 import numpy as np
 import pytest
@@ -204,6 +205,88 @@ def test_cancelling_a_write_stops_it_and_keeps_what_was_taken(tree, asynchronous
     assert len(names) == len(taken)  # every frame taken from the producer was written
     for number, name in enumerate(names):
         assert read_image(str(root / name))[0, 0] == number + 1
+
+
+def asks_to_stop_at(count, number, reason="abort()"):
+    """Frames 0, 1, ...; before yielding frame ``number`` it asks its own write to stop (both modes)."""
+    from concert.futures import current_future
+
+    for i in range(count):
+        if i == number:
+            current_future().request_cancel(reason)  # the producer runs in the write itself
+        yield np.full((4, 6), i, np.uint16)
+
+
+@pytest.mark.parametrize("bytes_per_file", [0, 3 * 4 * 6 * 2])
+def test_a_cancelled_write_keeps_complete_files_of_every_frame_taken(tree, bytes_per_file):
+    root, _ = tree
+    walker = DirectoryWalker(str(root), bytes_per_file=bytes_per_file)
+    future = walker.write(asks_to_stop_at(100, 4))
+    with pytest.raises(CancelledError, match=r"^write_dataset\(.*\) was stopped by abort\(\)$"):
+        future.result(TIMEOUT)
+    assert future.cancelled()
+    pages = []
+    for name in sorted(os.listdir(root)):
+        with tifffile.TiffFile(str(root / name)) as tiff:  # a half-written file would not read
+            pages.extend(int(page.asarray()[0, 0]) for page in tiff.pages)
+    assert pages == [0, 1, 2, 3, 4]  # frame 4, taken after the request, is written too
+    assert len(os.listdir(root)) == (5 if bytes_per_file == 0 else 2)
+
+
+def test_a_cancelled_dummy_write_keeps_what_it_took():
+    walker = DummyWalker()
+    future = walker.write(asks_to_stop_at(100, 2, "emergency_stop()"))
+    with pytest.raises(CancelledError, match=r"was stopped by emergency_stop\(\)"):
+        future.result(TIMEOUT)
+    assert [int(frame[0, 0]) for frame in walker.data["frames"]] == [0, 1, 2]
+
+
+def test_a_frame_arriving_after_the_request_is_still_written(tree, asynchronous):
+    root, _ = tree
+    walker = DirectoryWalker(str(root))
+    waiting, gate = threading.Event(), threading.Event()
+
+    def slow_camera():
+        yield np.zeros((2, 2), np.uint8)
+        waiting.set()
+        assert gate.wait(TIMEOUT)  # the write waits for this frame when it is asked to stop
+        yield np.ones((2, 2), np.uint8)
+        yield np.full((2, 2), 2, np.uint8)
+
+    future = walker.write(slow_camera())
+    assert waiting.wait(TIMEOUT)
+    assert future.request_cancel("cancel()")  # nothing to interrupt: it stops at its next check
+    gate.set()
+    with pytest.raises(CancelledError, match=r"was stopped by cancel\(\)"):
+        future.result(TIMEOUT)
+    assert sorted(os.listdir(root)) == ["frame_000000.tif", "frame_000001.tif"]
+    assert read_image(str(root / "frame_000001.tif"))[0, 0] == 1
+
+
+def test_a_write_job_in_a_broadcast_consumer_stops_with_the_consumer(tree, asynchronous):
+    from concert.pipelines import broadcast
+
+    root, _ = tree
+    walker = DirectoryWalker(str(root))
+    gate = threading.Event()
+
+    def camera():
+        for i in range(1000):
+            assert gate.wait(TIMEOUT)
+            yield np.full((2, 2), i % 256, np.uint8)
+
+    gate.set()
+    [future] = broadcast(camera(), lambda stream: walker.create_writer(stream)(), queue_size=2)
+    from concert.polling import busy_wait
+
+    busy_wait(lambda: len(os.listdir(root)) >= 2, sleep_time=0.001, timeout=TIMEOUT)
+    assert future.cancel(timeout=TIMEOUT)
+    with pytest.raises(CancelledError, match=r"broadcast consumer .* was stopped by cancel\(\)"):
+        future.result(TIMEOUT)
+    names = sorted(os.listdir(root))
+    assert 2 <= len(names) < 1000
+    for number, name in enumerate(names):
+        assert read_image(str(root / name))[0, 0] == number
 
 
 def test_a_failing_producer_is_reported_by_the_future_and_what_came_before_stays(tree):

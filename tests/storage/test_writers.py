@@ -512,3 +512,33 @@ def test_close_syncs_the_file(tmp_path, monkeypatch):
         writer.write(np.zeros((2, 2), np.uint8))
         assert synced == []
     assert len(synced) == 1
+
+
+def test_write_images_in_an_operation_stops_when_it_is_asked_to_and_closes_the_file(tmp_path):
+    from concurrent.futures import CancelledError
+
+    from concert.futures import async_, current_future
+
+    originals = frames_of(np.uint16, count=10)
+
+    def producer():
+        for number, frame in enumerate(originals):
+            if number == 6:
+                current_future().request_cancel("abort()")  # frame 6 is taken: it is written
+            yield frame
+
+    @async_
+    def record():
+        return write_images(producer(), prefix=str(tmp_path / "stack.tif"))
+
+    future = record()
+    with pytest.raises(CancelledError, match=r"record\(\) was stopped by abort\(\)"):
+        future.result(TIMEOUT)
+    assert files_in(tmp_path) == ["stack.tif"]
+    assert_exactly(read_all_pages(tmp_path), originals[:7])  # the one file is complete
+
+
+def test_write_images_outside_an_operation_is_not_affected():
+    from concert.storage.writers import _checked
+
+    assert list(_checked(range(3))) == [0, 1, 2]
