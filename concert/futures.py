@@ -571,8 +571,13 @@ def on_cancel(action: Callable[[], Any]) -> CancelRegistration:
     """
     future = _current.get()
     if future is not None:
-        check_cancelled()
-        future.add_cancel_action(action)
+        with future._condition:  # the check and the registration are one step
+            while future._stopping:
+                future._condition.wait()
+            if future._cancel_reason is None:
+                future._cancel_actions = (*future._cancel_actions, action)
+                return CancelRegistration(future, action)
+        raise CancelledError(future._stopped_text())
     return CancelRegistration(future, action)
 
 

@@ -74,25 +74,47 @@ def _in_protected_code(frame: Any) -> bool:
     return False
 
 
-def _deliver_again() -> None:
-    if _held:
+_resender_lock = threading.Lock()  # guards _resending
+_resending = False  # a thread re-sends the held-back SIGINT until it lands
+
+
+def _resend() -> None:
+    """Re-send SIGINT to the main thread every RETRY_DELAY until it was delivered (or 10 s).
+
+    One signal is not enough: a SIGINT noted while the main thread runs Python
+    may not interrupt a wait it enters right after, so it is sent again until
+    the handler has taken it.
+    """
+    global _resending
+    deadline = time.monotonic() + 10.0
+    while True:
+        with _resender_lock:
+            if not _held or time.monotonic() > deadline:
+                _resending = False
+                return
         try:
             signal.pthread_kill(_MAIN.ident, signal.SIGINT)
         except (OSError, ValueError):  # the main thread has ended
-            pass
+            with _resender_lock:
+                _resending = False
+            return
+        time.sleep(RETRY_DELAY)
 
 
 def _handle_sigint(signum: int, frame: Any) -> None:
-    global _held
+    global _held, _resending
     if _in_protected_code(frame):
-        _held = True
-        timer = threading.Timer(RETRY_DELAY, _deliver_again)
-        timer.daemon = True
-        try:
-            timer.start()
-        except RuntimeError:  # interpreter shutdown: raise it now rather than lose it
-            _held = False
-            raise KeyboardInterrupt from None
+        with _resender_lock:
+            _held = True
+            start = not _resending
+            _resending = True
+        if start:
+            try:
+                threading.Thread(target=_resend, name="concert-sigint", daemon=True).start()
+            except RuntimeError:  # interpreter shutdown: raise it now rather than lose it
+                with _resender_lock:
+                    _held = _resending = False
+                raise KeyboardInterrupt from None
         return
     _held = False
     raise KeyboardInterrupt

@@ -98,12 +98,14 @@ class _Axis:
                 self._motion = None
             self._idle.set()
 
+    @protected
     def run(self, steps_per_second: float) -> None:
         """Start moving at a constant signed rate and return at once."""
         with self._lock:
             self._steps = self._now()
             self._motion = (self._steps, None, time.monotonic(), steps_per_second)
 
+    @protected
     def stop(self) -> bool:
         """Stop and return once standing still; return whether a continuous run was stopped."""
         self._stop_request.set()
