@@ -170,6 +170,14 @@ class Future(concurrent.futures.Future):
 
     def _settle(self, result: Any, error: Optional[BaseException]) -> None:
         """Move a running future to its final state: one lock, callbacks after it."""
+        # Done before the waiters wake, so that they need not wait for it.
+        call = self._call
+        if call is not None:
+            if (error is not None or self._cancel_reason is not None) and self._name is None:
+                self._name = describe_call(*call)  # a failure or stop keeps naming the call in full
+            elif len(call[1]) > 1 or call[2]:
+                # Drop the arguments (frames, say) but keep the instance: 'Motor#1.move(...)'.
+                self._call = (call[0], (*call[1][:1], Ellipsis), {})
         condition = self._condition
         with condition:
             while self._stopping:
@@ -190,13 +198,6 @@ class Future(concurrent.futures.Future):
                 for waiter in self._waiters:
                     waiter.add_exception(self)
             condition.notify_all()
-        call = self._call
-        if call is not None:
-            if error is not None and self._name is None:
-                self._name = describe_call(*call)  # a failure keeps naming the call in full
-            elif len(call[1]) > 1 or call[2]:
-                # Drop the arguments (frames, say) but keep the instance: 'Motor#1.move(...)'.
-                self._call = (call[0], (*call[1][:1], Ellipsis), {})
         if self._done_callbacks:
             self._invoke_callbacks()
 
@@ -347,9 +348,9 @@ class Future(concurrent.futures.Future):
     @protected
     def _block(self, timeout: Any) -> None:
         """Wait until done. WaitError on timeout; Ctrl-C cancels and re-raises."""
-        seconds = optional_seconds(timeout, "timeout")
         if self._state in _DONE:
             return
+        seconds = None if timeout is None else optional_seconds(timeout, "timeout")
         waiter = _current.get()
         link = None
         try:
@@ -635,9 +636,15 @@ def _run(future: Future, func: Callable, args: tuple, kwargs: dict, fresh: bool 
     if fresh:  # made by the caller just now (inline): nobody else can have cancelled it
         future._state = RUNNING
     else:
-        with future._condition:
-            if future._state == CANCELLED_AND_NOTIFIED or not future.set_running_or_notify_cancel():
+        with future._condition:  # the base class's set_running_or_notify_cancel, in one lock
+            state = future._state
+            if state != PENDING:
+                if state == CANCELLED:
+                    future._state = CANCELLED_AND_NOTIFIED
+                    for waiter in future._waiters:
+                        waiter.add_cancelled(future)
                 return
+            future._state = RUNNING
     _current.set(future)
     try:
         result = func(*args, **kwargs)
