@@ -6,7 +6,10 @@ move), but a few short steps must complete once begun: announcing a state
 change, granting or releasing a lock, running the stop actions after a first
 Ctrl-C. Functions decorated with :func:`protected` are such steps: a SIGINT
 that arrives while one of them runs is held back and delivered again a
-moment later, once no protected function is running any more. Inside
+moment later, once no protected function is running any more: as the
+first call made outside protected code (a profile hook installed only while
+a signal is held back), and, should that not land, from a thread that sends
+it again every :data:`RETRY_DELAY` until it does. Inside
 protected code, the waits that must stay interruptible (the body of a
 transition, a lock wait) are called through :func:`interruptibly`.
 
@@ -26,6 +29,7 @@ protection then does nothing.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, TypeVar
@@ -101,9 +105,27 @@ def _resend() -> None:
         time.sleep(RETRY_DELAY)
 
 
+def _on_event(frame: Any, event: str, arg: Any) -> None:
+    """Profile hook while a SIGINT is held: re-send it at the first call made outside protected code.
+
+    The signal is then handled right here, in this hook, whose caller is
+    not protected: the KeyboardInterrupt is raised at that call.
+    """
+    if not _held:
+        sys.setprofile(None)
+    elif not _in_protected_code(frame):
+        sys.setprofile(None)
+        try:
+            signal.pthread_kill(_MAIN.ident, signal.SIGINT)
+        except (OSError, ValueError):
+            pass
+
+
 def _handle_sigint(signum: int, frame: Any) -> None:
     global _held, _resending
     if _in_protected_code(frame):
+        if sys.getprofile() is None:  # a profiler in use keeps its hook; the re-sender still works
+            sys.setprofile(_on_event)
         with _resender_lock:
             _held = True
             start = not _resending
@@ -117,6 +139,8 @@ def _handle_sigint(signum: int, frame: Any) -> None:
                 raise KeyboardInterrupt from None
         return
     _held = False
+    if sys.getprofile() is _on_event:
+        sys.setprofile(None)
     raise KeyboardInterrupt
 
 
