@@ -348,9 +348,9 @@ class Future(concurrent.futures.Future):
     @protected
     def _block(self, timeout: Any) -> None:
         """Wait until done. WaitError on timeout; Ctrl-C cancels and re-raises."""
+        seconds = None if timeout is None else optional_seconds(timeout, "timeout")  # bad ones fail
         if self._state in _DONE:
             return
-        seconds = None if timeout is None else optional_seconds(timeout, "timeout")
         waiter = _current.get()
         link = None
         try:
