@@ -11,13 +11,11 @@ pool is first created; it hands every exception on to the hook it found.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
-__all__ = ["install", "stop_everything"]
+__all__ = ["install", "report_stopped", "stop_everything"]
 
-LOG = logging.getLogger(__name__)
 
 _installed = False  # written once, by the thread that creates the pool (under its lock)
 
@@ -25,16 +23,18 @@ _installed = False  # written once, by the thread that creates the pool (under i
 def stop_everything(reason: str) -> list:
     """Ask every operation the pool runs or has queued to stop; return their names."""
     from concert import executor
+    from concert.futures import request_cancel_logged
 
-    stopped = []
-    for call in executor.running():
-        future = call.future
-        try:
-            if future.request_cancel(reason):
-                stopped.append(future.name)
-        except Exception:
-            LOG.exception("stopping %r after %s failed", future, reason)
-    return stopped
+    futures = [call.future for call in executor.running()]
+    return [future.name for future in futures if request_cancel_logged(future, reason)]
+
+
+def report_stopped(reason: str, stopped: list, what: str) -> None:
+    """Write the one line saying what ``reason`` stopped (``what``: 'running operation(s)') to stderr."""
+    if stopped:
+        shown = ", ".join(stopped[:5]) + (f" and {len(stopped) - 5} more" if len(stopped) > 5 else "")
+        sys.stderr.write(f"concert: {reason} stopped {len(stopped)} {what}: {shown}\n")
+        sys.stderr.flush()
 
 
 def _excepthook(kind: type, value: BaseException, traceback: Any) -> None:
@@ -42,10 +42,7 @@ def _excepthook(kind: type, value: BaseException, traceback: Any) -> None:
     if issubclass(kind, KeyboardInterrupt):
         stopped = stop_everything("Ctrl-C")
     _previous(kind, value, traceback)
-    if stopped:
-        shown = ", ".join(stopped[:5]) + (f" and {len(stopped) - 5} more" if len(stopped) > 5 else "")
-        sys.stderr.write(f"concert: Ctrl-C stopped {len(stopped)} running operation(s): {shown}\n")
-        sys.stderr.flush()
+    report_stopped("Ctrl-C", stopped, "running operation(s)")
 
 
 _previous = sys.excepthook

@@ -586,6 +586,22 @@ def on_cancel(action: Callable[[], Any]) -> CancelRegistration:
 INTERRUPT_GRACE = 5.0
 
 
+def request_cancel_logged(future: concurrent.futures.Future, reason: str) -> bool:
+    """Ask ``future`` to stop with ``reason`` where an interrupt is being handled; return whether it is.
+
+    A failing stop action is logged instead of raised, so that the stop of
+    the others and the interrupt being handled go on. A future that is not
+    Concert's is cancelled the standard way.
+    """
+    try:
+        if isinstance(future, Future):
+            return future.request_cancel(reason)
+        return future.cancel()
+    except Exception:
+        LOG.exception("stopping %r after %s failed", future, reason)
+        return False
+
+
 @protected
 def _cancel_after_interrupt(futures: Iterable[concurrent.futures.Future]) -> None:
     """Ask every future to stop because of Ctrl-C; log failing stop actions instead of raising them.
@@ -598,13 +614,7 @@ def _cancel_after_interrupt(futures: Iterable[concurrent.futures.Future]) -> Non
     """
     futures = list(futures)
     for future in futures:
-        try:
-            if isinstance(future, Future):
-                future.request_cancel("Ctrl-C")
-            else:
-                future.cancel()
-        except Exception:
-            LOG.exception("stopping %r after Ctrl-C failed", future)
+        request_cancel_logged(future, "Ctrl-C")
     deadline = time.monotonic() + INTERRUPT_GRACE
     for future in futures:
         if not future.done() and _current.get() is not future:
@@ -659,31 +669,29 @@ def _run(future: Future, func: Callable, args: tuple, kwargs: dict, fresh: bool 
 @protected
 def _finish_after(future: Future, error: BaseException) -> None:
     if isinstance(error, KeyboardInterrupt):
-        try:
-            future.request_cancel("Ctrl-C")
-        except Exception:
-            LOG.exception("stopping %r after Ctrl-C failed", future)
+        request_cancel_logged(future, "Ctrl-C")
         discard_held()
     future._settle(None, error)
 
 
 class _Call:
-    """What the pool runs for one ``@async_`` call."""
+    """What the pool runs for one ``@async_`` call: its future (holding the call) and context."""
 
-    __slots__ = ("args", "context", "func", "future", "kwargs")
+    __slots__ = ("context", "future")
 
-    def __init__(self, future: Future, func: Callable, args: tuple, kwargs: dict) -> None:
-        self.future, self.func, self.args, self.kwargs = future, func, args, kwargs
+    def __init__(self, future: Future) -> None:
+        self.future = future
         self.context = contextvars.copy_context()
 
     def run(self) -> None:
         """Run in a pool thread: a ``SystemExit`` and the like end in the future, not the thread."""
+        func, args, kwargs = self.future._call  # whole until the call settles
         try:
-            self.context.run(_run, self.future, self.func, self.args, self.kwargs)
+            self.context.run(_run, self.future, func, args, kwargs)
         except BaseException:  # already stored in the future by _run
             pass
         finally:
-            self.args = self.kwargs = self.context = None
+            self.context = None
 
 
 def async_(func: Callable[..., _T]) -> Callable[..., Future]:
@@ -710,7 +718,7 @@ def async_(func: Callable[..., _T]) -> Callable[..., Future]:
         if config.DISABLE_ASYNC:  # the same runner, inline (frames kept few: nesting recurses)
             contextvars.copy_context().run(_run, future, func, args, kwargs, True)
         else:
-            get_executor().submit(_Call(future, func, args, kwargs))
+            get_executor().submit(_Call(future))
         return future
 
     submit._concert_async = True

@@ -65,7 +65,7 @@ import numpy as np
 
 import concert.dispatcher  # noqa: F401 - its exit flush must be registered before ours (see _register_exit_wait)
 from concert import config
-from concert.futures import Future, _cancel_after_interrupt, _current
+from concert.futures import Future, _cancel_after_interrupt, _current, request_cancel_logged
 from concert.timeouts import optional_seconds
 
 __all__ = ["Accumulate", "Average", "Result", "broadcast", "feed_queue", "null", "running"]
@@ -493,19 +493,12 @@ def _wait_at_exit() -> None:
 
 
 def _stop_at_exit(reason: str) -> None:
-    stopped = []
+    from concert.exit_hook import report_stopped
+
     with _live_lock:
-        jobs = list(_live)
-    for job in jobs:
-        try:
-            if job.future.request_cancel(reason):
-                stopped.append(job.future.name)
-        except Exception:
-            LOG.exception("stopping %r after %s failed", job.future, reason)
-    if stopped:
-        shown = ", ".join(stopped[:5]) + (f" and {len(stopped) - 5} more" if len(stopped) > 5 else "")
-        sys.stderr.write(f"concert: {reason} stopped {len(stopped)} pipeline consumer(s): {shown}\n")
-        sys.stderr.flush()
+        futures = [job.future for job in _live]
+    stopped = [future.name for future in futures if request_cancel_logged(future, reason)]
+    report_stopped(reason, stopped, "pipeline consumer(s)")
 
 
 def _register_exit_wait() -> None:

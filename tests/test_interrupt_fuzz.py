@@ -19,6 +19,7 @@ so every place a SIGINT may land is inside a ``try`` that counts it.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import random
 import signal
 import sys
@@ -264,25 +265,36 @@ def checked(check: Callable[..., List[str]], *args: Any) -> List[str]:
 # -- (a) a SIGINT while 'moving' is announced -----------------------------------------------------------
 
 
+@contextlib.contextmanager
+def interrupting_when(motor: LinearMotor, message: str, send: Callable[[], Any] = interrupt_main):
+    """Call ``send()`` (a SIGINT, by default) the first time ``motor`` announces ``message``.
+
+    Yields the event that tells it happened; the handler is unsubscribed at the end.
+    """
+    announced = threading.Event()
+
+    def handler(_: Any) -> None:
+        if not announced.is_set():
+            announced.set()
+            send()
+
+    dispatcher.subscribe(motor, message, handler)
+    try:
+        yield announced
+    finally:
+        dispatcher.unsubscribe(motor, message, handler)
+
+
 @pytest.mark.parametrize("sender", ["handler", "timer"])
 @pytest.mark.parametrize("call", ["write", "move"])
 def test_sigint_while_moving_is_announced_leaves_no_moving_state(synchronous, sigint, sender, call):
     """In synchronous mode the 'moving' handler runs inside ``send()``, in the main thread."""
     motor = LinearMotor(motion_velocity=SLOW)
-    announced = threading.Event()
-
-    def on_moving(_: Any) -> None:
-        if not announced.is_set():
-            announced.set()
-            if sender == "handler":
-                interrupt_main()  # the handler runs in the main thread: the SIGINT lands right here
-            else:
-                timer(0).start()
-
-    dispatcher.subscribe(motor, "moving", on_moving)
+    # The handler runs in the main thread: a SIGINT it sends lands right there.
+    send = interrupt_main if sender == "handler" else timer(0).start
     where = "never"
     begin = time.monotonic()
-    try:
+    with interrupting_when(motor, "moving", send) as announced:
         try:
             if call == "write":
                 motor.position = 10 * q.mm  # 1 s
@@ -292,8 +304,6 @@ def test_sigint_while_moving_is_announced_leaves_no_moving_state(synchronous, si
             wait_for_late_sigint()
         except KeyboardInterrupt:
             where = "in the call" if where == "never" else where
-    finally:
-        dispatcher.unsubscribe(motor, "moving", on_moving)
     elapsed = time.monotonic() - begin
     assert announced.is_set()
     assert where == "in the call", f"the SIGINT landed {where} (after {elapsed:.3f} s)"
@@ -309,24 +319,14 @@ def test_sigint_while_moving_is_announced_leaves_no_moving_state(synchronous, si
 def test_sigint_while_moving_is_announced_in_async_mode(asynchronous, sigint):
     """The handler runs in the delivery thread; the SIGINT reaches the main thread in its blocking write."""
     motor = LinearMotor(motion_velocity=SLOW)
-    announced = threading.Event()
-
-    def on_moving(_: Any) -> None:
-        if not announced.is_set():
-            announced.set()
-            interrupt_main()
-
-    dispatcher.subscribe(motor, "moving", on_moving)
     where = "never"
-    try:
+    with interrupting_when(motor, "moving"):
         try:
             motor.position = 10 * q.mm  # a blocking write runs in the main thread in either mode
             where = "after the call"
             wait_for_late_sigint()
         except KeyboardInterrupt:
             where = "in the call" if where == "never" else where
-    finally:
-        dispatcher.unsubscribe(motor, "moving", on_moving)
     assert where == "in the call"
     assert not all_problems([motor])
     assert not still_works(motor, asynchronous=True)
@@ -334,20 +334,9 @@ def test_sigint_while_moving_is_announced_in_async_mode(asynchronous, sigint):
 
 def test_sigint_while_standby_is_announced_at_the_end_of_a_move(synchronous, sigint):
     motor = LinearMotor(motion_velocity=FAST)
-    announced = threading.Event()
-
-    def on_standby(_: Any) -> None:
-        if not announced.is_set():
-            announced.set()
-            interrupt_main()
-
-    dispatcher.subscribe(motor, "standby", on_standby)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            motor.position = 1 * q.mm
-            wait_for_late_sigint()
-    finally:
-        dispatcher.unsubscribe(motor, "standby", on_standby)
+    with interrupting_when(motor, "standby") as announced, pytest.raises(KeyboardInterrupt):
+        motor.position = 1 * q.mm
+        wait_for_late_sigint()
     assert announced.is_set()
     assert not all_problems([motor])
     assert motor.position == 1 * q.mm  # the move had ended when the SIGINT came
