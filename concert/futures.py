@@ -363,7 +363,7 @@ class Future(concurrent.futures.Future):
                 if waiter._claimed and self.order < waiter._claimed_at:
                     link()
             if not self._wait_done(seconds):
-                raise WaitError(f"{self!r} did not finish within {seconds:g} s")
+                raise WaitError(f"{self.name} did not finish within {seconds:g} s (it goes on running)")
         except KeyboardInterrupt:
             _cancel_after_interrupt([self])
             raise
@@ -767,7 +767,11 @@ def wait(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -> N
         _cancel_after_interrupt(futures)  # Ctrl-C stops everything being waited for
         raise
     if late:
-        raise WaitError(f"{len(late)} of {len(futures)} futures not done within {seconds:g} s: {late!r}")
+        names = ", ".join(getattr(future, "name", None) or repr(future) for future in late)
+        raise WaitError(
+            f"{len(late)} of {len(futures)} futures not done within {seconds:g} s "
+            f"(they go on running): {names}"
+        )
     failures: List[BaseException] = []
     for future in futures:
         if future.cancelled():

@@ -9,6 +9,8 @@ The model, in four rules:
    owner for its duration, which nested work inherits.
 2. Holding an :class:`ExclusiveLock` (entering ``with``) waits until no other
    owner holds it or runs an operation on it; it is reentrant for its owner.
+   Owners waiting to hold it get it first come, first served: a thread
+   re-entering ``with pump:`` in a loop queues up behind the others.
 3. An operation (a parameter write, a device method such as ``move``) waits
    until no other owner holds the lock -- or waits to hold it, so that a
    stream of operations cannot keep a ``with`` block out for ever (an owner
@@ -24,7 +26,9 @@ The model, in four rules:
 5. Checked and transitioning methods of a device (and a motor's motions) run
    one at a time, whatever their owner: each device has one :class:`Slot`,
    shared by all its state machines, that such an
-   operation holds for its duration. Waiting for a slot goes through the same
+   operation holds for its duration. Waiting operations get it in the order
+   they asked, except that one still waiting for a lock lets those behind it
+   that could start go first. Waiting for a slot goes through the same
    manager, so the deadlock check and ``LOCK_TIMEOUT`` cover it too: there is
    no lock the detector cannot see.
 
@@ -44,8 +48,11 @@ Devices enter this module through :mod:`concert.operations`, once per device cal
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import contextvars
 import itertools
+import os
+import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -60,16 +67,43 @@ __all__ = ["ExclusiveLock", "Owner", "Slot", "current_owner", "enter", "leave"]
 
 
 class Owner:
-    """The identity on whose behalf work runs (see rule 1)."""
+    """The identity on whose behalf work runs (see rule 1).
 
-    __slots__ = ("number",)
+    ``what`` says in user terms what the owner is, for error messages: a
+    string (``the `with` block at scan.py:12``) or an object whose ``name``
+    says it (the future of a device call: ``LinearMotor#1.move(+5 mm)``).
+    The thread that created the owner is recorded too.
+    """
+
+    __slots__ = ("number", "thread", "what")
     _numbers = itertools.count(1)
 
-    def __init__(self) -> None:
+    def __init__(self, what: Any = None) -> None:
         self.number = next(Owner._numbers)
+        self.thread = threading.current_thread().name
+        self.what = what
 
     def __repr__(self) -> str:
-        return f"owner #{self.number}"
+        what = self.what
+        if what is None:
+            text = f"owner #{self.number}"
+        else:
+            text = what if isinstance(what, str) else str(getattr(what, "name", what))
+        return f"{text} (thread {self.thread})"
+
+
+_CONCERT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CONTEXTLIB = contextlib.__file__
+
+
+def _block_text(lock: ExclusiveLock) -> str:
+    """``the `with LinearMotor#1:` block at scan.py:12``: the caller's line outside Concert."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith(_CONCERT_DIR) or frame.f_code.co_filename == _CONTEXTLIB
+    ):
+        frame = frame.f_back
+    return f"the `with {lock.name}:` block at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
 _owner: contextvars.ContextVar[Optional[Owner]] = contextvars.ContextVar("concert_lock_owner", default=None)
@@ -147,7 +181,9 @@ class ExclusiveLock:
         self._holder: Optional[Owner] = None
         self._depth = 0
         self._operations: Dict[Owner, int] = {}
-        self._pending: Dict[Owner, int] = {}  # owners waiting to hold it, with how many threads
+        # Owners waiting to hold it, with how many of their threads wait, in the order
+        # they asked (a dict keeps insertion order): the first one gets it next (fairness).
+        self._pending: Dict[Owner, int] = {}
 
     def __repr__(self) -> str:
         holder = f"held by {self._holder}" if self._holder else "free"
@@ -160,13 +196,22 @@ class ExclusiveLock:
 
     def waiters(self) -> int:
         """Return how many threads are waiting for this lock right now (a snapshot)."""
-        with _manager:
-            return sum(1 for wanted in _waiting.values() for lock, _ in wanted if lock is self)
+        return _waiters_of(self)
 
     # -- what blocks whom (caller holds _manager) ---------------------------------
 
     def _blocked(self, owner: Owner, exclusive: Any) -> bool:
         return bool(self._blockers(owner, exclusive))
+
+    def _queue(self, owner: Owner, exclusive: Any, wanted: Any) -> None:
+        if exclusive:
+            self._pending[owner] = self._pending.get(owner, 0) + 1
+
+    def _unqueue(self, owner: Owner, exclusive: Any) -> None:
+        if exclusive:
+            count = self._pending.pop(owner) - 1
+            if count:
+                self._pending[owner] = count
 
     def _blockers(self, owner: Owner, exclusive: Any) -> List[Owner]:
         blockers = []
@@ -174,6 +219,11 @@ class ExclusiveLock:
             blockers.append(self._holder)
         if exclusive:
             blockers.extend(o for o in self._operations if o is not owner)
+            # First come, first served: the owners that asked to hold it before this one.
+            for waiting in self._pending:
+                if waiting is owner:
+                    break
+                blockers.append(waiting)
         elif self._pending and owner is not self._holder and owner not in self._operations:
             # A waiting `with` block goes first, or back-to-back operations could
             # keep it out for ever. The holder, and an owner already operating
@@ -192,14 +242,7 @@ class ExclusiveLock:
         """
         with _manager:
             if self._holder is not owner:
-                self._pending[owner] = self._pending.get(owner, 0) + 1
-                try:
-                    _wait_until_free(((self, True),), owner)
-                finally:
-                    count = self._pending.pop(owner) - 1
-                    if count:
-                        self._pending[owner] = count
-                    _manager.notify_all()  # operations held back by this request may go on
+                _wait_until_free(((self, True),), owner)
             self._grant(owner)
 
     def _grant(self, owner: Owner) -> None:
@@ -228,7 +271,7 @@ class ExclusiveLock:
 
     @protected
     def __enter__(self) -> ExclusiveLock:
-        owner = _owner.get() or Owner()
+        owner = _owner.get() or Owner(_block_text(self))
         reset = _owner.set(owner)
         try:
             self.hold(owner)
@@ -252,9 +295,8 @@ class ExclusiveLock:
 
     async def __aenter__(self) -> ExclusiveLock:
         import asyncio
-        import concurrent.futures
 
-        owner = _owner.get() or Owner()
+        owner = _owner.get() or Owner(_block_text(self).replace("`with", "`async with", 1))
         reset = _owner.set(owner)
         acquiring: concurrent.futures.Future = concurrent.futures.Future()
 
@@ -293,23 +335,55 @@ class Slot:
     ``name`` names the device in error messages. Guarded by ``_manager``.
     """
 
-    __slots__ = ("_operation", "_owner", "name")
+    __slots__ = ("_operation", "_owner", "_queue_", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._operation: Any = None
         self._owner: Optional[Owner] = None
+        # The operations waiting for the slot, in the order they asked, each with its
+        # owner and everything it waits for: the first one that could start gets it
+        # next (fairness). One queued behind a `with` block's lock does not hold up
+        # the block's own calls (that would be a deadlock of our making).
+        self._queue_: List[Tuple[Any, Owner, Tuple[Tuple[Any, Any], ...]]] = []
 
     def __repr__(self) -> str:
         return f"<Slot {self.name} {'busy' if self._operation is not None else 'free'}>"
 
+    def waiters(self) -> int:
+        """Return how many threads are waiting for this slot right now (a snapshot)."""
+        return _waiters_of(self)
+
+    def _queue(self, owner: Owner, operation: Any, wanted: Any) -> None:
+        self._queue_.append((operation, owner, wanted))
+
+    def _unqueue(self, owner: Owner, operation: Any) -> None:
+        for index, (waiting, _, _) in enumerate(self._queue_):
+            if waiting is operation:
+                del self._queue_[index]
+                return
+
+    def _ahead(self, operation: Any) -> List[Owner]:
+        """The owners of the queued operations that asked before ``operation`` and could start."""
+        ahead = []
+        for waiting, owner, wanted in self._queue_:
+            if waiting is operation:
+                break
+            if not any(lock._blocked(owner, mode) for lock, mode in wanted if lock is not self):
+                ahead.append(owner)
+        return ahead
+
     def _blocked(self, owner: Owner, operation: Any) -> bool:
-        return self._operation is not None and self._operation is not operation
+        if self._operation is operation:
+            return False  # a nested call of the operation in the slot
+        return self._operation is not None or bool(self._ahead(operation))
 
     def _blockers(self, owner: Owner, operation: Any) -> List[Owner]:
-        if self._blocked(owner, operation) and self._owner is not owner:
-            return [self._owner]
-        return []
+        if not self._blocked(owner, operation):
+            return []
+        blockers = [] if self._operation is None else [self._owner]
+        blockers.extend(self._ahead(operation))
+        return [blocker for blocker in blockers if blocker is not owner]
 
     @property
     def holder(self) -> Optional[Owner]:
@@ -378,6 +452,8 @@ def _wait_until_free(wanted: Tuple[Tuple[Any, Any], ...], owner: Owner) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
     with on_cancel(_wake_waiters), blocked():
         waiting = _waiting.setdefault(owner, [])
+        for lock, mode in wanted:
+            lock._queue(owner, mode, wanted)  # from now on, later requests queue up behind this one
         try:
             while True:
                 check_cancelled()
@@ -397,7 +473,7 @@ def _wait_until_free(wanted: Tuple[Tuple[Any, Any], ...], owner: Owner) -> None:
                 if remaining is not None and remaining <= 0:
                     raise LockError(
                         f"waited {timeout:g} s (LOCK_TIMEOUT) for {lock.name}, "
-                        f"held by {getattr(lock, '_holder', None) or 'others'}"
+                        f"taken by {_owners_text(lock._blockers(owner, mode))}"
                     )
                 waiting.append((lock, mode))
                 try:
@@ -405,8 +481,21 @@ def _wait_until_free(wanted: Tuple[Tuple[Any, Any], ...], owner: Owner) -> None:
                 finally:
                     waiting.remove((lock, mode))
         finally:
+            for lock, mode in wanted:
+                lock._unqueue(owner, mode)
             if not waiting:
                 _waiting.pop(owner, None)
+            _manager.notify_all()  # whoever queued up behind this request may go on
+
+
+def _waiters_of(lock: Any) -> int:
+    with _manager:
+        return sum(1 for wanted in _waiting.values() for waited, _ in wanted if waited is lock)
+
+
+def _owners_text(owners: List[Owner]) -> str:
+    unique = list(dict.fromkeys(owners))
+    return ", ".join(map(repr, unique)) if unique else "others"
 
 
 def _names(locks: Optional[List[ExclusiveLock]]) -> str:

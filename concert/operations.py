@@ -119,7 +119,7 @@ class device_call:  # noqa: N801 - used like the function-style context managers
         owner = locking.current_owner()
         owner_reset = None
         if owner is None:
-            owner = locking.Owner()
+            owner = locking.Owner(future)  # named after the call, for lock messages
             owner_reset = locking._owner.set(owner)
         record = _Active(self._device, future, owner)
         try:

@@ -2,7 +2,11 @@
 
 A *producer* is any iterable of items (frames, usually numpy arrays): a
 list, a generator, ``camera.stream()``. A *consumer* is a callable taking an
-iterable and consuming it: ``write_images``, :class:`Average`, ``null``.
+iterable and consuming it: ``write_images``, :class:`Average`, ``null``. A
+consumer may also hand the iterable to background work and return its
+:class:`~concurrent.futures.Future` (``walker.write`` does): the consumer
+then counts as running until that future is done, it is fed meanwhile, and
+its own future resolves with that future's result.
 
 :func:`broadcast` feeds every item to every consumer. Each consumer runs in
 a thread of its own behind a bounded queue, so:
@@ -50,6 +54,7 @@ the item in hand, and their files are closed complete.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextvars
 import functools
 import logging
@@ -65,7 +70,7 @@ import numpy as np
 
 import concert.dispatcher  # noqa: F401 - its exit flush must be registered before ours (see _register_exit_wait)
 from concert import config
-from concert.futures import Future, _cancel_after_interrupt, _current, request_cancel_logged
+from concert.futures import Future, _cancel_after_interrupt, _current, request_cancel_logged, resolve
 from concert.timeouts import optional_seconds
 
 __all__ = ["Accumulate", "Average", "Result", "broadcast", "feed_queue", "null", "running"]
@@ -195,6 +200,11 @@ class _Outlet:
         _current.set(self.future)  # check_cancelled()/on_cancel in the consumer refer to its future
         try:
             result = self.consumer(_Stream(self))
+            if isinstance(result, concurrent.futures.Future):
+                # The consumer handed its stream to background work (``walker.write``): it is
+                # still consuming, so keep feeding it until that work is done. A cancel request
+                # on this consumer's future is passed on to it (concert.futures' waiting rules).
+                result = resolve([result])[0]
         except BaseException as error:
             self.dead = True
             self.future._settle(None, error)

@@ -519,3 +519,19 @@ def test_threaded_code_is_not_part_of_the_calling_call(asynchronous):
 
     me = outer().result(TIMEOUT)
     assert me is not None and seen == [None]
+
+
+@pytest.mark.usefixtures("asynchronous")
+def test_a_wait_error_names_the_call_in_user_terms():
+    from concert.devices.motors.dummy import LinearMotor
+    from concert.exceptions import WaitError
+    from concert.quantities import q
+
+    motor = LinearMotor(position=0 * q.mm, motion_velocity=1 * q.mm / q.s)
+    future = motor.move(100 * q.mm)
+    try:
+        with pytest.raises(WaitError) as raised:
+            future.join(timeout=0.01)
+        assert str(raised.value) == f"{motor!r}.move(+100 mm) did not finish within 0.01 s (it goes on running)"
+    finally:
+        future.cancel(timeout=30)

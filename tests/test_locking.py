@@ -380,3 +380,113 @@ def test_lock_timeout_accepts_a_quantity(motor):
         assert isinstance(written["error"], LockError) and "0.05 s" in str(written["error"])
     finally:
         config.LOCK_TIMEOUT = previous
+
+
+# -- fairness (SPEC §4 revised, issue 8 item 15) -----------------------------------------------
+
+
+@pytest.mark.usefixtures("asynchronous")
+def test_a_thread_re_entering_a_block_in_a_loop_cannot_starve_another_owner():
+    device = Simple()
+    entries = {"loop": 0, "other": 0}
+    other_done = threading.Event()
+    deadline = time.monotonic() + TIMEOUT
+
+    def loop():
+        while not other_done.is_set() and time.monotonic() < deadline:
+            with device:
+                entries["loop"] += 1
+
+    def other():
+        for _ in range(200):
+            with device:
+                entries["other"] += 1
+        other_done.set()
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=loop), threading.Thread(target=other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(TIMEOUT)
+    finally:
+        sys.setswitchinterval(previous)
+    assert entries["other"] == 200, entries
+    # First come, first served: while the other owner waits, the loop gets at most one turn.
+    assert entries["loop"] <= 2 * entries["other"] + 2, entries
+
+
+def _wait_for_waiters(lock, count):
+    busy_wait(lambda: lock.waiters() >= count, sleep_time=0.001, timeout=TIMEOUT)
+
+
+@pytest.mark.usefixtures("asynchronous")
+def test_owners_get_a_lock_in_the_order_they_asked():
+    device = Simple()
+    order = []
+
+    def block(name):
+        with device:
+            order.append(name)
+
+    threads = []
+    with device:
+        for index, name in enumerate("abcde"):
+            thread = threading.Thread(target=block, args=(name,))
+            thread.start()
+            threads.append(thread)
+            _wait_for_waiters(device._exclusive, index + 1)
+    block("again")  # at once, before any waiter could run: it queues up behind them
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert order == [*"abcde", "again"]
+
+
+@pytest.mark.usefixtures("asynchronous")
+def test_operations_get_a_device_slot_in_the_order_they_asked():
+    from concert.devices.motors.dummy import LinearMotor
+
+    motor = LinearMotor(position=0 * q.mm, motion_velocity=1 * q.mm / q.s)
+    order = []
+
+    def move(name, target):
+        motor.position = target
+        order.append(name)
+
+    first = motor.move(1000 * q.mm)  # holds the slot until it is stopped
+    busy_wait(lambda: motor.state == "moving", sleep_time=0.001, timeout=TIMEOUT)
+    threads = []
+    for index, name in enumerate("abcd"):
+        thread = threading.Thread(target=move, args=(name, (index + 1) * 0.001 * q.mm))
+        thread.start()
+        threads.append(thread)
+        _wait_for_waiters(motor._slot, index + 1)
+    motor.stop().join(TIMEOUT)
+    for thread in threads:
+        thread.join(TIMEOUT)
+    first.exception(TIMEOUT)
+    assert order == list("abcd")
+
+
+@pytest.mark.usefixtures("asynchronous")
+def test_an_operation_queued_behind_a_block_does_not_hold_up_the_blocks_own_calls(monkeypatch):
+    from concert.devices.motors.dummy import LinearMotor
+
+    monkeypatch.setattr(config, "LOCK_TIMEOUT", 5 * q.s)
+    motor = LinearMotor(position=0 * q.mm, motion_velocity=1000 * q.mm / q.s)
+    outside = {}
+
+    def intruder():
+        motor.position = 7 * q.mm
+        outside["done"] = motor.position
+
+    with motor:
+        thread = threading.Thread(target=intruder)
+        thread.start()
+        _wait_for_waiters(motor._exclusive, 1)
+        motor.position = 3 * q.mm  # neither a deadlock nor a wait for the intruder
+        assert motor.position == 3 * q.mm
+    thread.join(TIMEOUT)
+    assert outside["done"] == 7 * q.mm

@@ -489,3 +489,77 @@ def test_consumers_are_named_after_what_they_call():
         "broadcast consumer null",
     ]
     assert [future.result(TIMEOUT) for future in futures][::2] == [[0, 1, 2], 3]
+
+
+# -- a consumer returning a future (issue 8, item 1) ------------------------------------------
+
+
+def test_a_walker_write_as_consumer_writes_every_frame(tmp_path):
+    from concert.storage.files import read_image
+    from concert.storage.walkers import DirectoryWalker
+
+    walker = DirectoryWalker(root=str(tmp_path))
+    frames = [np.full((4, 4), index, dtype=np.uint16) for index in range(7)]
+    written, average = broadcast(frames, walker.write, Average())
+    assert written.result(TIMEOUT) == 7
+    assert average.result(TIMEOUT).mean() == 3
+    files = sorted(path for path in tmp_path.iterdir() if path.suffix == ".tif")
+    assert [int(read_image(str(path))[0, 0]) for path in files] == list(range(7))
+
+
+def test_a_consumer_future_that_fails_fails_the_consumer():
+    from concert.futures import async_
+
+    @async_
+    def write(frames):
+        for frame in frames:
+            if frame == 3:
+                raise OSError("disk gone at frame 3")
+
+    def consumer(frames):
+        return write(frames)
+
+    (future,) = broadcast(range(10), consumer)
+    with pytest.raises(OSError, match="disk gone at frame 3"):
+        future.result(TIMEOUT)
+
+
+def test_a_plain_concurrent_future_is_resolved_too():
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        (future,) = broadcast(range(100), lambda frames: pool.submit(sum, frames))
+        assert future.result(TIMEOUT) == sum(range(100))
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.skipif("config.getoption('--disable-async')", reason="needs the write running in the background")
+def test_cancelling_the_consumer_stops_the_background_write():
+    from concert.futures import async_
+
+    started = threading.Event()
+    seen = []
+
+    @async_
+    def write(frames):
+        for frame in frames:
+            seen.append(frame)
+            started.set()
+
+    def endless():
+        index = 0
+        while True:
+            yield index
+            index += 1
+
+    (future,) = broadcast(endless(), lambda frames: write(frames), queue_size=1)
+    assert started.wait(TIMEOUT)
+    future.cancel(timeout=TIMEOUT)
+    assert future.cancelled()
+    with pytest.raises(CancelledError, match="was stopped by cancel"):
+        future.result(TIMEOUT)
+    count = len(seen)
+    assert not future.running()
+    assert len(seen) == count  # nothing is written after the cancel returned
