@@ -1,25 +1,37 @@
 """Publish-subscribe messaging between devices and whoever watches them.
 
-A :class:`Dispatcher` calls ``handler(sender)`` for every message a sender
-sends, in a thread of its own and in the order the messages were sent.
-:data:`dispatcher` is the instance every device uses.
+A :class:`Dispatcher` calls ``handler(sender)`` -- or ``handler(sender,
+message)`` for a handler subscribed ``with_message=True`` -- for every
+message a sender sends, in a thread of its own and in the order the messages
+were sent. :data:`dispatcher` is the instance every device uses.
 
 Design, in short:
 
 * Senders are compared by identity, so any object -- a dict, a device, a
   parameter value -- can send. A subscription keeps its sender alive until it
   is unsubscribed (an identity key must never be reused by a new object).
+* Handlers are compared by identity too (as blinker does), never with their
+  ``__eq__``: a handler is known by ``id(handler)``, a bound method by the
+  identities of its object and its function, so that ``obj.method`` names
+  the same handler every time it is written. The subscription keeps the
+  handler, hence those objects, alive, so these identities stay unique.
+* Nothing a handler, a sender or a message does can stop delivery: every call
+  into them in the delivering thread (the handler itself, the message's
+  ``__hash__`` and ``__eq__`` in the table look-ups, ``repr`` for the log) is
+  guarded, and what fails is logged. A message that cannot be hashed is
+  refused at :meth:`~Dispatcher.subscribe` and :meth:`~Dispatcher.send` with
+  :class:`~concert.exceptions.MessagingError`.
 * ``send`` appends to an unbounded :class:`collections.deque` and wakes the
   delivery thread only if it sleeps: it never blocks on a handler and never
   drops a message.
 * The subscription table is a dict mutated only under ``_subscribe_lock``; its
-  values are immutable ``(sender, handlers)`` tuples, replaced whole, so the
-  delivering thread reads it without a lock. Which handlers receive a message
-  is fixed when its delivery starts.
+  values are immutable ``(sender, subscriptions)`` tuples, replaced whole, so
+  the delivering thread reads it without a lock. Which handlers receive a
+  message is fixed when its delivery starts.
 * Exactly one thread delivers at a time: whoever holds ``_delivery_lock`` (the
   delivery thread, or a thread delivering synchronously: a ``send`` or
-  ``flush`` while :data:`concert.config.DISABLE_ASYNC` is on, any ``send`` once
-  the interpreter exits). That lock is what keeps the order when the switch is
+  ``flush`` while :data:`concert.config.DISABLE_ASYNC` is on, a ``send`` at
+  interpreter exit). That lock is what keeps the order when the switch is
   flipped: a synchronous delivery first delivers whatever is still queued.
 * No ``send`` or ``flush`` waits for that lock without a bound unless told to
   (``flush(timeout=None)``, ``sync_timeout=None``): a synchronous ``send``
@@ -30,34 +42,56 @@ Design, in short:
 * A flush marker popped by a nested delivery (a handler that sends
   synchronously) is set only once the outermost delivery has finished, so
   ``flush`` never returns while a handler of an earlier message still runs.
+* Waits that only a delivery could end, made where that delivery cannot go
+  on, raise :class:`~concert.exceptions.MessagingError` instead of hanging:
+  ``flush()`` in the delivery thread; waiting for a :meth:`~Dispatcher.when`
+  future in the thread that holds the delivery lock (inside a handler); and
+  both of these in a Concert future that the delivering thread is (through
+  other futures) waiting for. The last is found with
+  :func:`concert.futures.awaited_by` (which futures a thread waits for, and
+  what their functions wait for in turn), and checked again every
+  ``WATCH_INTERVAL`` while the wait lasts.
+  What cannot be seen that way (a handler waiting for an
+  :class:`threading.Event`, say) ends at the wait's timeout; a ``flush()``
+  without one logs a ``WARNING`` after ``FLUSH_WARNING`` seconds.
 * Interpreter exit (``_deliver_queued_at_exit``, an :mod:`atexit` hook) sets
-  ``_exiting`` and waits, within :data:`concert.config.EXIT_FLUSH_TIMEOUT`,
-  for what is queued and for the delivery in progress. From then on every
-  ``send`` delivers in the sending thread -- the delivery thread does not
-  outlive the exit, and starting one at shutdown raises ``RuntimeError``
-  (3.12: in atexit functions; 3.13+: once finalizing) or hangs for ever
-  (before 3.12, ``Thread.start`` waits for a thread the finalizing
-  interpreter never lets run) -- except a send from a handler running in the
-  delivery thread: that one is queued, and the loop running the handler
-  delivers it next (nesting there would recurse once per queued message).
+  ``_exiting`` and runs the *exit flush* (``_exit_flushing`` is set while it
+  runs): it delivers until nothing is queued, no delivery runs and no
+  ``@async_`` call started by a handler (directly or not: the pool's calls
+  copy their caller's context, and ``_from_handler`` is set in the
+  delivering threads' contexts) is running any more -- within
+  :data:`concert.config.EXIT_FLUSH_TIMEOUT` in all. Meanwhile a send from
+  any thread is queued for the delivery thread while that thread is alive,
+  so that a handler waiting for work that sends cannot deadlock with it.
+  From the end of the exit flush on, every ``send`` delivers in the sending
+  thread -- the delivery thread does not outlive the exit, and starting one
+  at shutdown raises ``RuntimeError`` (3.12: in atexit functions; 3.13+:
+  once finalizing) or hangs for ever (before 3.12, ``Thread.start`` waits
+  for a thread the finalizing interpreter never lets run). During the whole
+  exit, a send from a handler running in the delivering thread is queued,
+  and the loop running the handler delivers it next (nesting there would
+  recurse once per queued message).
 """
 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
+import contextvars
 import itertools
 import logging
 import sys
 import threading
 import time
+import types
 import weakref
 from collections import deque
 from concurrent.futures import InvalidStateError
 from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
-from concert import config
+from concert import config, executor
 from concert.exceptions import MessagingError, WaitError
-from concert.futures import Future
+from concert.futures import Future, awaited_by, current_future
 from concert.interrupts import interruptibly, protected
 from concert.timeouts import optional_seconds
 
@@ -65,7 +99,18 @@ __all__ = ["ANY", "Dispatcher", "dispatcher"]
 
 LOG = logging.getLogger(__name__)
 
-Handler = Callable[[Any], Any]
+#: A handler: called as ``handler(sender)``, or ``handler(sender, message)`` when
+#: subscribed with ``with_message=True``.
+Handler = Callable[..., Any]
+
+#: Seconds after which a :meth:`Dispatcher.flush` without a timeout that is still
+#: waiting for the delivery thread logs a ``WARNING`` naming the handler it waits for.
+FLUSH_WARNING = 10.0
+
+#: Seconds between two checks, while a ``flush()`` or a wait for a
+#: :meth:`Dispatcher.when` future runs in a Concert future, that the delivering
+#: thread has not begun to wait for that future (a deadlock, then refused).
+WATCH_INTERVAL = 0.05
 
 
 class _Any:
@@ -92,33 +137,83 @@ _ANY_ID = id(ANY)
 # A queue item whose sender is _FLUSH carries a threading.Event to set instead of a message.
 _FLUSH = object()
 
-# Set by _deliver_queued_at_exit: from then on every send is delivered in the sending
-# thread, waiting for the delivery lock at most until _exit_deadline (time.monotonic()).
+# Written only by _deliver_queued_at_exit (the exiting thread), read lock-free: _exiting
+# once set stays set; _exit_flushing is set while that hook delivers what is queued and
+# what handlers send meanwhile; sends in other threads are then queued, not delivered
+# synchronously. _exit_deadline (time.monotonic()) bounds every wait from then on.
 _exiting = False
+_exit_flushing = False
 _exit_deadline = 0.0
+_exit_limit = 10.0  # the EXIT_FLUSH_TIMEOUT in force (seconds)
 _is_finalizing = sys.is_finalizing
 
+# Set in the delivery thread for its lifetime, and in the exiting thread while it delivers:
+# @async_ calls and threaded functions copy their caller's context, so it tells the exit
+# flush which of the pool's calls were started by handlers (and may still send).
+_from_handler: contextvars.ContextVar[bool] = contextvars.ContextVar("concert_from_handler", default=False)
 
-def _check_message(message: Any) -> None:
-    if type(message) is not str:
-        try:
-            hash(message)
-        except TypeError:
-            raise MessagingError(f"message {message!r} cannot be used: messages must be hashable") from None
+# One subscription: (identity of the handler, the handler, whether it gets the message too).
+_Subscription = Tuple[Hashable, Handler, bool]
 
 
 def _short(value: Any, limit: int = 100) -> str:
-    """``repr(value)`` for a log line: never raises (objects may be half torn down at exit), never huge."""
+    """``repr(value)`` for a log line: never raises (objects may be broken or half torn down), never huge."""
     try:
         text = repr(value)
     except Exception:
-        text = f"<{type(value).__name__} object, repr() failed>"
+        try:
+            name = type(value).__name__
+        except Exception:
+            name = "?"
+        text = f"<{name} object, repr() failed>"
+    if type(text) is not str:  # a __repr__ returning a str subclass with odd methods
+        text = str.__str__(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _name(future: Future) -> str:
+    """``future.name`` for a message: never raises (naming a call may call its arguments' ``repr``)."""
+    try:
+        name = str.__str__(future.name)
+    except Exception:
+        return _short(future, 200)
+    return name if len(name) <= 200 else name[:197] + "..."
+
+
+def _check_message(message: Any) -> None:
+    """Refuse a message that cannot be a dictionary key, naming what is wrong with it."""
+    if type(message) is str:
+        return
+    try:
+        hash(message)
+    except Exception as error:
+        if isinstance(error, TypeError) and "unhashable" in _short(error):
+            why = ""
+        else:
+            why = f", and its __hash__ raised {_short(error)}"
+        raise MessagingError(
+            f"message {_short(message)} cannot be used: messages must be hashable{why}"
+        ) from None
+
+
+def _identity(handler: Handler) -> Hashable:
+    """What tells two handlers apart: never the handler's own ``__eq__`` or ``__hash__``.
+
+    A bound method is a new object every time ``obj.method`` is evaluated, so
+    it is known by the identities of what it binds; anything else by its own
+    identity. Only attributes implemented in C are read: no user code runs.
+    """
+    kind = type(handler)
+    if kind is types.MethodType:
+        return (id(handler.__self__), id(handler.__func__))
+    if kind is types.BuiltinMethodType or kind is types.MethodWrapperType:  # list.append, obj.__call__
+        return (id(handler.__self__), handler.__name__)
+    return id(handler)
 
 
 def _clamp(seconds: Optional[float]) -> Optional[float]:
     """A timeout every blocking call accepts (they refuse more than ``threading.TIMEOUT_MAX``)."""
-    return None if seconds is None else min(seconds, threading.TIMEOUT_MAX)
+    return None if seconds is None else min(max(seconds, 0.0), threading.TIMEOUT_MAX)
 
 
 class Dispatcher:
@@ -130,14 +225,16 @@ class Dispatcher:
     queues its message instead (see :meth:`send`).
 
     All methods are thread-safe and may be called from inside handlers
-    (except :meth:`flush`, which would wait for itself there).
+    (except :meth:`flush`, which would wait for itself in the delivery thread
+    and raises :class:`~concert.exceptions.MessagingError` there).
     """
 
     def __init__(self, name: str = "dispatcher", sync_timeout: Any = 10.0) -> None:
         self._name = name
         self.sync_timeout = sync_timeout
-        # Guarded by _subscribe_lock for writing; read lock-free (see module docs).
-        self._table: Dict[Tuple[int, Hashable], Tuple[Any, Tuple[Handler, ...]]] = {}
+        # Written only under _subscribe_lock (values replaced whole, never mutated), read
+        # lock-free by whoever delivers; _wildcard_entries likewise.
+        self._table: Dict[Tuple[int, Hashable], Tuple[Any, Tuple[_Subscription, ...]]] = {}
         self._wildcard_entries = 0
         self._subscribe_lock = threading.Lock()
         # Items are (sender, message, number) or (_FLUSH, event, number); deque ops
@@ -165,6 +262,7 @@ class Dispatcher:
         # _number_now when a synchronous send last gave up waiting for the lock: while
         # that delivery has not moved on, later synchronous sends do not wait again.
         self._stuck_at: Optional[int] = None
+        # Written only under _thread_lock (once, unless the thread cannot be started).
         self._thread: Optional[threading.Thread] = None
         self._thread_lock = threading.Lock()
         _instances.add(self)
@@ -187,50 +285,98 @@ class Dispatcher:
 
     # -- subscriptions -----------------------------------------------------------
 
-    def subscribe(self, sender: Any, message: Hashable, handler: Handler) -> None:
+    def subscribe(self, sender: Any, message: Hashable, handler: Handler, with_message: bool = False) -> None:
         """Call ``handler(sender)`` whenever ``sender`` sends ``message``.
 
-        ``sender`` and ``message`` may be :data:`ANY`. Subscribing a handler
-        that is already subscribed (equal, e.g. the same bound method) does
-        nothing. The subscription holds a reference to ``sender``.
+        With ``with_message=True`` the handler is called as
+        ``handler(sender, message)`` instead, which tells a handler subscribed
+        to :data:`ANY` message which one arrived.
 
-        :raises MessagingError: if ``handler`` is not callable or ``message``
-            is not hashable.
+        ``sender`` and ``message`` may be :data:`ANY`. Senders and handlers are
+        compared by identity (a bound method by its object and function, so
+        ``obj.method`` is the same handler each time); messages by equality.
+        Subscribing a handler that is already subscribed to this sender and
+        message does nothing. The subscription holds a reference to ``sender``
+        and to ``handler``.
+
+        :raises MessagingError: if ``handler`` is not callable, if ``message``
+            cannot be hashed (or compared with the messages already
+            subscribed to), or if ``handler`` is already subscribed to this
+            sender and message with the other ``with_message``.
         """
         if not callable(handler):
             raise MessagingError(
-                f"cannot subscribe {handler!r} to message {message!r} from {sender!r}: "
+                f"cannot subscribe {_short(handler)} to message {_short(message)} from {_short(sender)}: "
                 "the handler is not callable"
             )
         _check_message(message)
+        with_message = bool(with_message)
         key = (id(sender), message)
+        identity = _identity(handler)
         with self._subscribe_lock:
-            entry = self._table.get(key)
+            entry = self._lookup_for_update(key, message)
             if entry is None:
-                self._table[key] = (sender, (handler,))
+                self._store(key, message, (sender, ((identity, handler, with_message),)))
                 if key[0] == _ANY_ID or message is ANY:
                     self._wildcard_entries += 1
-            elif handler not in entry[1]:
-                self._table[key] = (sender, entry[1] + (handler,))
+                return
+            for known, _, known_with_message in entry[1]:
+                if known == identity:  # our own ints and tuples: no user code
+                    if known_with_message != with_message:
+                        raise MessagingError(
+                            f"{_short(handler)} is already subscribed to message {_short(message)} from "
+                            f"{_short(sender)} with with_message={known_with_message}; unsubscribe it first"
+                        )
+                    return
+            self._store(key, message, (sender, entry[1] + ((identity, handler, with_message),)))
 
     def unsubscribe(self, sender: Any, message: Hashable, handler: Handler) -> None:
         """Stop calling ``handler`` for ``message`` from ``sender``.
 
         Unsubscribing what is not subscribed does nothing.
+
+        :raises MessagingError: if ``message`` cannot be hashed (or compared
+            with the messages subscribed to).
         """
         _check_message(message)
         key = (id(sender), message)
+        identity = _identity(handler)
         with self._subscribe_lock:
-            entry = self._table.get(key)
-            if entry is None or entry[0] is not sender or handler not in entry[1]:
+            entry = self._lookup_for_update(key, message)
+            if entry is None or entry[0] is not sender:
                 return
-            handlers = tuple(h for h in entry[1] if h != handler)
-            if handlers:
-                self._table[key] = (sender, handlers)
+            subscriptions = tuple(s for s in entry[1] if s[0] != identity)
+            if len(subscriptions) == len(entry[1]):
+                return
+            if subscriptions:
+                self._store(key, message, (sender, subscriptions))
             else:
-                del self._table[key]
+                self._store(key, message, None)
                 if key[0] == _ANY_ID or message is ANY:
                     self._wildcard_entries -= 1
+
+    def _lookup_for_update(self, key: Tuple[int, Hashable], message: Hashable) -> Any:
+        # The caller holds _subscribe_lock.
+        try:
+            return self._table.get(key)
+        except Exception as error:  # the message's __eq__, called on a hash collision
+            raise MessagingError(
+                f"message {_short(message)} cannot be used: comparing it with the messages "
+                f"subscribed to raised {_short(error)}"
+            ) from None
+
+    def _store(self, key: Tuple[int, Hashable], message: Hashable, value: Any) -> None:
+        # The caller holds _subscribe_lock; value None removes the entry.
+        try:
+            if value is None:
+                del self._table[key]
+            else:
+                self._table[key] = value
+        except Exception as error:
+            raise MessagingError(
+                f"message {_short(message)} cannot be used: comparing it with the messages "
+                f"subscribed to raised {_short(error)}"
+            ) from None
 
     # -- sending -------------------------------------------------------------------
 
@@ -239,11 +385,15 @@ class Dispatcher:
 
         The message is instead delivered *synchronously*, in the calling
         thread and after anything still queued before it, while
-        :data:`concert.config.DISABLE_ASYNC` is on and once the interpreter has
-        begun to exit (when no delivery thread can be relied on or started;
-        a handler running in the delivery thread still queues then, and its
-        message is delivered right after the messages queued before it).
-        To keep the order, such a send first waits for a delivery running in
+        :data:`concert.config.DISABLE_ASYNC` is on, and at interpreter exit
+        once the exit flush is over, or during it when no delivery thread
+        runs (no delivery thread can be relied on or started then). While
+        the exit flush runs and the delivery thread is alive, messages are
+        queued as usual, and that flush delivers them, within
+        :data:`concert.config.EXIT_FLUSH_TIMEOUT`. During the whole exit, a
+        handler running in the delivering thread still queues, and its
+        message is delivered right after the messages queued before it.
+        To keep the order, a synchronous send first waits for a delivery running in
         another thread -- at most :attr:`sync_timeout` seconds; during exit at
         most until the exit deadline (:data:`concert.config.EXIT_FLUSH_TIMEOUT`
         after the exit began), and not at all once the interpreter finalizes.
@@ -260,24 +410,42 @@ class Dispatcher:
         delivered synchronously in the same way; if even that is impossible,
         an ``ERROR`` names them.
 
-        :raises MessagingError: if ``message`` is not hashable.
+        :raises MessagingError: if ``message`` cannot be hashed.
         """
         if type(message) is not str:
             _check_message(message)
         number = next(self._numbers)
-        if config.DISABLE_ASYNC or (_exiting and threading.current_thread() is not self._thread):
+        if config.DISABLE_ASYNC:
             self._send_here(sender, message, number)
             return
-        # A handler in the delivery thread sending during exit queues too: the loop
-        # delivering that handler's message delivers it next (no nesting, no recursion).
+        if _exiting:
+            self._send_at_exit(sender, message, number)
+            return
         self._queue.append((sender, message, number))
         if self._thread is None and not self._start():
             self._deliver_queue_or_log("no delivery thread could be started")
         elif self._sleeping:
             with self._wakeup:
                 self._wakeup.notify()
-        if _exiting and threading.current_thread() is not self._thread:
+        if _exiting and not _exit_flushing and self._holder != threading.get_ident():
             self._deliver_queue_or_log("sent while the interpreter began to exit")  # raced with the exit
+
+    def _send_at_exit(self, sender: Any, message: Hashable, number: int) -> None:
+        if self._holder == threading.get_ident():
+            # A handler running in this thread: the loop delivering it delivers this next.
+            self._queue.append((sender, message, number))
+            return
+        if _exit_flushing and self._alive():
+            # The exit flush waits for the delivery thread to deliver it: queueing never
+            # waits for the delivery lock, which a handler waiting for this thread may hold.
+            self._queue.append((sender, message, number))
+            if self._sleeping:
+                with self._wakeup:
+                    self._wakeup.notify()
+            if not _exit_flushing:  # the exit flush ended meanwhile: nobody else delivers it
+                self._deliver_queue_or_log("sent as the exit flush ended")
+            return
+        self._send_here(sender, message, number)
 
     def flush(self, timeout: Any = None) -> None:
         """Return once every message sent before this call has been delivered.
@@ -286,32 +454,51 @@ class Dispatcher:
         It is honoured in every mode.
 
         Under :data:`concert.config.DISABLE_ASYNC`, when no delivery thread
-        runs, and during interpreter exit, whatever is still queued is
+        runs, inside a handler that this thread runs synchronously, and once
+        the interpreter's exit flush is over, whatever is still queued is
         delivered in the calling thread, as a synchronous :meth:`send` would:
         ``timeout`` then bounds the wait for a delivery running in another
         thread and is checked between messages (a handler running in the
-        calling thread is not interrupted). During exit the wait for another
-        thread also ends at the exit deadline.
+        calling thread is not interrupted). During exit every wait also ends
+        at the exit deadline.
+
+        A flush without a timeout that is still waiting for the delivery
+        thread after ``FLUSH_WARNING`` seconds logs a ``WARNING`` naming
+        the handler it waits for, and goes on waiting.
 
         :raises WaitError: if that takes longer than ``timeout`` (the message
             says which delivery holds it up); messages not delivered yet stay
             queued.
         :raises MessagingError: when called from a handler running in this
-            dispatcher's delivery thread.
+            dispatcher's delivery thread, or from a Concert future that such
+            a handler is waiting for (directly or through other futures): the
+            flush would wait for that handler, which waits for it.
         """
         seconds = optional_seconds(timeout, "timeout")
-        if threading.current_thread() is self._thread:
+        thread = self._thread
+        if thread is not None and threading.current_thread() is thread:
             raise MessagingError(f"{self!r}: flush() called from a handler would wait for itself")
         what = "messages sent before flush()"
-        if config.DISABLE_ASYNC or _exiting or self._thread is None:
-            deadline = None if seconds is None else time.monotonic() + seconds
-            wait = seconds
-            if _exiting:  # nothing may wait beyond the exit deadline
-                limit = 0.0 if _is_finalizing() else max(0.0, _exit_deadline - time.monotonic())
-                wait = limit if seconds is None else min(seconds, limit)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        if self._holder == threading.get_ident():
+            # In a handler this thread runs synchronously: nobody else can deliver now.
+            self._deliver_queue_here(seconds, deadline, what)
+            return
+        wait = seconds
+        if _exiting:  # nothing may wait beyond the exit deadline
+            limit = 0.0 if _is_finalizing() else max(0.0, _exit_deadline - time.monotonic())
+            wait = limit if seconds is None else min(seconds, limit)
+        if config.DISABLE_ASYNC or not self._alive() or (_exiting and not _exit_flushing):
             self._deliver_queue_here(wait, deadline, what)
-        else:
-            self._wait_for_thread(seconds, what)
+            return
+        watch = None
+        if current_future() is not None:
+
+            def watch() -> None:
+                self._refuse_wait("flush()")
+
+            watch()
+        self._wait_for_thread(wait, what, watch=watch, warn=not _exiting)
 
     def when(self, sender: Any, message: Hashable) -> Future:
         """Return a future resolved with the sender of the next matching message sent from now on.
@@ -327,8 +514,16 @@ class Dispatcher:
         Cancelling the future removes the subscription; a future nobody waits
         for any more should be cancelled, or its subscription stays (and keeps
         ``sender`` alive) until a matching message arrives.
+
+        Waiting for the future (``result()``, ``wait()``, ``join()``,
+        ``exception()``, :func:`concert.futures.wait`) before it is resolved
+        raises :class:`~concert.exceptions.MessagingError` at once where it
+        could never be resolved: in a handler of this dispatcher, and in a
+        Concert future that such a handler is waiting for.
+
+        :raises MessagingError: if ``message`` cannot be hashed.
         """
-        future = Future(f"when({sender!r}, {message!r})")
+        future = _WhenFuture(self, f"when({_short(sender)}, {_short(message)})")
         after = next(self._numbers)
 
         def resolve(actual_sender: Any) -> None:
@@ -342,7 +537,41 @@ class Dispatcher:
         self.subscribe(sender, message, resolve)
         return future
 
+    # -- waits that would deadlock ---------------------------------------------------
+
+    def _refuse_wait(self, what: str, in_handler: bool = False) -> None:
+        """Raise MessagingError if ``what`` (a wait only a delivery can end) would wait for ever.
+
+        With ``in_handler``, a wait in the thread holding the delivery lock is
+        refused too (the flush has a path of its own for that thread). In any
+        case, so is one made by a Concert future that the delivering thread
+        waits for, directly or through other futures.
+        """
+        me = threading.get_ident()
+        holder = self._holder
+        thread = self._thread
+        if in_handler and (holder == me or (thread is not None and thread.ident == me)):
+            raise MessagingError(
+                f"{self!r}: {what} in a handler would wait for ever: only a delivery of this dispatcher "
+                "can end it, and none can go on before the handler returns"
+            )
+        target = current_future()
+        if target is None or holder is None or holder == me:
+            return
+        if any(future is target for future in awaited_by(holder)):
+            handler, item = self._handler_now, self._item_now
+            message = "" if item is None else f" for message {_short(item[1])} from {_short(item[0])}"
+            raise MessagingError(
+                f"{self!r}: {what} in {_name(target)} would wait for ever: the handler "
+                f"{_short(handler, 200)}{message} is waiting for it (directly or through other "
+                "futures), and no delivery of this dispatcher can go on before the handler returns"
+            )
+
     # -- synchronous delivery ----------------------------------------------------------
+
+    def _alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def _sync_wait(self) -> Optional[float]:
         """How long a synchronous delivery may wait for the delivery lock now."""
@@ -398,6 +627,8 @@ class Dispatcher:
                 self._stuck_at = None
                 self._drain()
                 self._deliver_own(sender, message, number)
+                if _exiting and self._queue:  # what its handlers sent (they queue during exit)
+                    self._drain_at_exit()
                 return
         finally:
             self._give(level)
@@ -430,6 +661,18 @@ class Dispatcher:
         elif self._sleeping:
             with self._wakeup:
                 self._wakeup.notify()
+
+    def _drain_at_exit(self) -> None:
+        # The caller holds the delivery lock. After the exit deadline, what the handlers of
+        # one synchronous send send in turn still gets EXIT_FLUSH_TIMEOUT of its own.
+        if not self._drain(max(_exit_deadline, time.monotonic() + _exit_limit)):
+            LOG.error(
+                "%s: %d messages sent by handlers during interpreter exit were not delivered and are "
+                "lost: %s",
+                self._name,
+                self.queued(),
+                self._describe_queue(),
+            )
 
     def _deliver_queue_here(self, wait: Optional[float], deadline: Optional[float], what: str) -> None:
         """Deliver what is queued in the calling thread.
@@ -504,24 +747,63 @@ class Dispatcher:
                 return False
             return True
 
-    def _wait_for_thread(self, seconds: Optional[float], what: str) -> None:
+    def _wait_for_thread(
+        self,
+        seconds: Optional[float],
+        what: str,
+        watch: Optional[Callable[[], None]] = None,
+        warn: bool = False,
+    ) -> None:
+        """Wait until the delivery thread has delivered what is queued now.
+
+        ``watch`` is called every ``WATCH_INTERVAL`` while the wait lasts
+        (it raises to end it); with ``warn``, an unbounded wait logs a
+        ``WARNING`` once it has lasted ``FLUSH_WARNING`` seconds.
+        """
         done = threading.Event()
         self._queue.append((_FLUSH, done, 0))
         if self._sleeping:
             with self._wakeup:
                 self._wakeup.notify()
-        if not done.wait(_clamp(seconds)):
-            raise WaitError(
-                f"{self!r}: {what} were not all delivered within {seconds:g} s: {self._describe_delivery()}"
-            )
+        begin = time.monotonic()
+        deadline = None if seconds is None else begin + seconds
+        warn_at = begin + FLUSH_WARNING if warn and seconds is None else None
+        while True:
+            ends = [t for t in (deadline, warn_at) if t is not None]
+            step = None if not ends else min(ends) - time.monotonic()
+            if watch is not None:
+                step = WATCH_INTERVAL if step is None else min(step, WATCH_INTERVAL)
+            if done.wait(_clamp(step)):
+                return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                held_up_by = self._describe_delivery()
+                raise WaitError(f"{self!r}: {what} were not all delivered within {seconds:g} s: {held_up_by}")
+            if watch is not None:
+                watch()
+            if warn_at is not None and now >= warn_at:
+                warn_at = None
+                LOG.warning(
+                    "%s: flush() has waited %g s and goes on waiting, because %s; if that handler waits "
+                    "for the thread calling flush(), this is a deadlock",
+                    self._name,
+                    FLUSH_WARNING,
+                    self._describe_delivery(),
+                )
 
     def _run(self) -> None:
+        _from_handler.set(True)  # the thread's own context: work its handlers start inherits it
         queue = self._queue
         while True:
             if queue:
                 try:
                     self._take(None)
                     self._drain()
+                except Exception:  # a bug here must not end delivery for everybody
+                    try:
+                        LOG.exception("%s: delivery failed; the delivery thread goes on", self._name)
+                    except Exception:
+                        pass
                 finally:
                     self._give(0)
                 continue
@@ -572,42 +854,111 @@ class Dispatcher:
         while held:
             held.pop().set()
 
+    def _find(self, key: Tuple[int, Hashable], sender: Any, message: Hashable) -> Any:
+        """``self._table.get(key)``, guarded: a message's ``__eq__`` may raise on a hash collision."""
+        try:
+            return self._table.get(key)
+        except Exception as error:
+            try:
+                LOG.error(
+                    "%s: looking up the handlers of message %s from %s raised %s: some handlers get "
+                    "no copy of it",
+                    self._name,
+                    _short(message),
+                    _short(sender),
+                    _short(error),
+                )
+            except Exception:
+                pass
+            return None
+
     def _deliver(self, sender: Any, message: Hashable) -> None:
-        table = self._table
         sender_id = id(sender)
-        entry = table.get((sender_id, message))
+        if type(message) is not str:
+            try:
+                hash(message)
+            except Exception as error:  # accepted by send(), but its __hash__ raises now
+                try:
+                    LOG.error(
+                        "%s: message %s from %s was not delivered: its __hash__ raised %s",
+                        self._name,
+                        _short(message),
+                        _short(sender),
+                        _short(error),
+                    )
+                except Exception:
+                    pass
+                return
+        entry = self._find((sender_id, message), sender, message)
         if self._wildcard_entries:
-            handlers = [] if entry is None else list(entry[1])
+            groups = [] if entry is None else [entry[1]]
             for key in ((sender_id, ANY), (_ANY_ID, message), (_ANY_ID, ANY)):
-                other = table.get(key)
+                other = self._find(key, sender, message)
                 if other is not None:
-                    handlers.extend(h for h in other[1] if h not in handlers)
+                    groups.append(other[1])
+            if not groups:
+                return
+            if len(groups) == 1:
+                subscriptions = groups[0]
+            else:  # a handler matching in several ways is called once
+                seen = set()
+                subscriptions = []
+                for group in groups:
+                    for subscription in group:
+                        if subscription[0] not in seen:
+                            seen.add(subscription[0])
+                            subscriptions.append(subscription)
         elif entry is None:
             return
         else:
-            handlers = entry[1]
-        for handler in handlers:
+            subscriptions = entry[1]
+        for _, handler, with_message in subscriptions:
             self._handler_now = handler
             try:
-                handler(sender)
+                if with_message:
+                    handler(sender, message)
+                else:
+                    handler(sender)
             except BaseException as error:
                 if not isinstance(error, Exception) and threading.current_thread() is not self._thread:
                     raise  # Ctrl-C in a synchronous send belongs to the caller
                 # Logged, and delivery goes on: even a SystemExit must not end it for everybody.
-                LOG.exception(
-                    "%s: handler %r for message %r from %r raised", self._name, handler, message, sender
-                )
+                try:
+                    LOG.exception(
+                        "%s: handler %s for message %s from %s raised",
+                        self._name,
+                        _short(handler),
+                        _short(message),
+                        _short(sender),
+                    )
+                except Exception:
+                    pass
 
     # -- interpreter exit ----------------------------------------------------------------
 
-    def _deliver_at_exit(self, limit: float) -> None:
-        """Deliver what is queued before ``_exit_deadline``; log what is left undelivered."""
+    def _busy(self) -> bool:
+        return bool(self._queue) or self._holder is not None
+
+    def _flush_at_exit(self) -> bool:
+        """Deliver what is queued and wait for the delivery in progress; ``False`` at the deadline."""
+        remaining = _exit_deadline - time.monotonic()
+        if remaining <= 0:
+            return False
         try:
-            thread = self._thread
-            if self._queue and thread is not None and thread.is_alive():
+            if self._alive():
                 # Let the delivery thread deliver (a handler stuck there cannot hang the exit).
-                self._wait_for_thread(max(0.0, _exit_deadline - time.monotonic()), "messages queued at exit")
-            # Then wait for a delivery still running, and deliver here what was queued meanwhile.
+                self._wait_for_thread(remaining, "messages queued at exit")
+            else:
+                self._deliver_queue_here(remaining, _exit_deadline, "messages queued at exit")
+        except WaitError:
+            return False
+        return True
+
+    def _finish_at_exit(self, limit: float) -> None:
+        """Deliver here what came in as the exit flush ended; log what is left undelivered."""
+        if not self._busy():
+            return
+        try:
             self._deliver_queue_here(self._sync_wait(), _exit_deadline, "messages queued at exit")
         except WaitError:
             count = self.queued()
@@ -629,12 +980,83 @@ class Dispatcher:
                 )
 
 
+class _WhenFuture(Future):
+    """The future of :meth:`Dispatcher.when`: a wait that could never end raises MessagingError."""
+
+    def __init__(self, owner: Dispatcher, name: str) -> None:
+        super().__init__(name)
+        self._dispatcher = owner
+
+    @protected
+    def _block(self, timeout: Any) -> None:
+        seconds = None if timeout is None else optional_seconds(timeout, "timeout")
+        if self.done():
+            return
+        what = f"waiting for {self.name}"
+        owner = self._dispatcher
+        owner._refuse_wait(what, in_handler=True)
+        if current_future() is None:  # no Concert future here: none the delivery could wait for
+            super()._block(seconds)
+            return
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:  # in slices: the delivery may begin to wait for this future later
+            step = WATCH_INTERVAL if deadline is None else min(WATCH_INTERVAL, deadline - time.monotonic())
+            try:
+                super()._block(max(0.0, step))
+                return
+            except WaitError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitError(f"{self!r} did not finish within {seconds:g} s") from None
+            owner._refuse_wait(what)
+
+
 # Every dispatcher, so that queued messages are delivered at interpreter exit.
 _instances: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 
 
+def _work_of_handlers() -> List[concurrent.futures.Future]:
+    """The futures of the pool's calls that handlers started (directly or not) and that are not done."""
+    try:
+        calls = executor.running()
+    except Exception:
+        return []
+    futures = []
+    for call in calls:
+        context = getattr(call, "context", None)
+        future = getattr(call, "future", None)
+        if (
+            isinstance(context, contextvars.Context)
+            and context.get(_from_handler, False)
+            and future is not None
+            and not future.done()
+        ):
+            futures.append(future)
+    return futures
+
+
+def _settle_at_exit() -> None:
+    """Deliver until all is quiet or the exit deadline has passed (see the module documentation)."""
+    while time.monotonic() < _exit_deadline:
+        busy = False
+        for instance in list(_instances):
+            if instance._busy():
+                busy = True
+                if not instance._flush_at_exit():
+                    return
+        work = _work_of_handlers()
+        if work:
+            busy = True
+            concurrent.futures.wait(
+                work,
+                timeout=_clamp(_exit_deadline - time.monotonic()),
+                return_when=concurrent.futures.FIRST_COMPLETED,
+            )
+        if not busy:
+            return
+
+
 def _deliver_queued_at_exit() -> None:
-    global _exiting, _exit_deadline
+    global _exiting, _exit_deadline, _exit_flushing, _exit_limit
     try:
         limit = optional_seconds(config.EXIT_FLUSH_TIMEOUT, "EXIT_FLUSH_TIMEOUT")
     except Exception as error:  # a bad value set at run time must not cost the messages
@@ -642,10 +1064,27 @@ def _deliver_queued_at_exit() -> None:
         limit = 10.0
     if limit is None:
         limit = 3600.0
+    _exit_limit = limit
     _exit_deadline = time.monotonic() + limit
+    _exit_flushing = True
     _exiting = True
+    token = _from_handler.set(True)  # handlers may run here: mark the work they start
+    try:
+        _settle_at_exit()
+    finally:
+        _exit_flushing = False
+        _from_handler.reset(token)
     for instance in list(_instances):
-        instance._deliver_at_exit(limit)
+        instance._finish_at_exit(limit)
+    late = _work_of_handlers()
+    if late:
+        LOG.error(
+            "%d calls started by handlers were still running at exit after %g s; what they send "
+            "from now on may be lost: %s",
+            len(late),
+            limit,
+            ", ".join(_name(future) for future in late[:5]) + (" and more" if len(late) > 5 else ""),
+        )
 
 
 # Runs after threading's shutdown has joined the pool, so messages sent by

@@ -63,7 +63,7 @@ from concurrent.futures._base import (
     PENDING,
     RUNNING,
 )
-from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from concert import config, interrupts
 from concert.exceptions import WaitError
@@ -77,6 +77,7 @@ __all__ = [
     "CancelledError",
     "Future",
     "async_",
+    "awaited_by",
     "check_cancelled",
     "current_future",
     "is_async",
@@ -100,6 +101,29 @@ _order = itertools.count(1)
 _current: contextvars.ContextVar[Optional[Future]] = contextvars.ContextVar(
     "concert_current_future", default=None
 )
+
+
+# The future each thread waits for in a Concert wait right now: thread ident -> future. An
+# entry is written only by its own thread (set before it sleeps, put back after); readers take
+# lock-free snapshots (single dict operations are atomic).
+_awaiting: Dict[int, Future] = {}
+
+
+def awaited_by(thread_id: int) -> List[Future]:
+    """Return the futures thread ``thread_id`` waits for now, and those their functions wait for in turn.
+
+    A snapshot for deadlock checks (the dispatcher refuses a wait that the
+    delivering thread is waiting for): the future the thread is blocked on
+    in ``result()``/``wait()``/``join()``, then the future that future's
+    function is blocked on, and so on. Safe to call from any thread.
+    """
+    chain: List[Future] = []
+    future = _awaiting.get(thread_id)
+    while future is not None and future not in chain:
+        chain.append(future)
+        runner = future._thread
+        future = None if runner is None else _awaiting.get(runner)
+    return chain
 
 
 def next_order() -> int:
@@ -141,6 +165,7 @@ class Future(concurrent.futures.Future):
     _cancel_text: Optional[str] = None
     _retrieved = False
     _call: Optional[tuple] = None
+    _thread: Optional[int] = None  # the ident of the thread running the function (set once, at its start)
 
     def __init__(self, name: Optional[str] = None) -> None:
         super().__init__()
@@ -332,10 +357,17 @@ class Future(concurrent.futures.Future):
                 return True
             wakeup = _Wakeup()
             self._waiters.append(wakeup)
+        ident = threading.get_ident()
+        outer = _awaiting.get(ident)
+        _awaiting[ident] = self
         try:
             with blocked():
                 interrupts.acquire(wakeup.lock, seconds)
         finally:
+            if outer is None:
+                _awaiting.pop(ident, None)
+            else:
+                _awaiting[ident] = outer
             with self._condition:
                 if wakeup in self._waiters:
                     self._waiters.remove(wakeup)
@@ -655,6 +687,7 @@ def _run(future: Future, func: Callable, args: tuple, kwargs: dict, fresh: bool 
                         waiter.add_cancelled(future)
                 return
             future._state = RUNNING
+    future._thread = threading.get_ident()
     _current.set(future)
     try:
         result = func(*args, **kwargs)

@@ -418,3 +418,38 @@ def test_keyboard_interrupt_from_a_synchronous_handler_leaves_the_dispatcher_usa
     other.start()  # another thread can take over delivery at once
     other.join(TIMEOUT)
     assert seen == [sender]
+
+
+def test_with_message_handler_gets_sender_and_message(messages):
+    motor, camera = object(), object()
+    both, only_sender = [], []
+    messages.subscribe(ANY, ANY, lambda sender, message: both.append((sender, message)), with_message=True)
+    messages.subscribe(motor, ANY, only_sender.append)  # the classic form still works alongside
+    messages.send(motor, "moving")
+    messages.send(camera, "recording")
+    messages.send(motor, "standby")
+    messages.flush(TIMEOUT)
+    assert both == [(motor, "moving"), (camera, "recording"), (motor, "standby")]
+    assert only_sender == [motor, motor]
+
+
+def test_with_message_is_part_of_the_subscription(messages):
+    sender, seen = object(), []
+
+    def handler(s, message=None):
+        seen.append(message)
+
+    messages.subscribe(sender, "m", handler, with_message=True)
+    messages.subscribe(sender, "m", handler, with_message=True)  # again: nothing changes
+    with pytest.raises(MessagingError, match=r"already subscribed .*with_message=True"):
+        messages.subscribe(sender, "m", handler)
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    messages.unsubscribe(sender, "m", handler)  # whatever the calling convention
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    assert seen == ["m"] and messages._table == {}
+    messages.subscribe(sender, "m", handler)  # now without the message
+    messages.send(sender, "m")
+    messages.flush(TIMEOUT)
+    assert seen == ["m", None]

@@ -8,6 +8,7 @@ hang, not a fast machine from a slow one.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -294,4 +295,98 @@ def test_ctrl_c_ends_a_synchronous_send_waiting_for_a_delivery(concert_handler):
         "b delivered in MainThread",
         "script ends",
     ], result.stderr
+    assert elapsed < 20
+
+
+# Work that handlers start while the exit flush runs, and what it sends. An atexit
+# function registered before concert is imported runs after the dispatcher's exit
+# flush, and reports what was delivered by then.
+WORK_STARTED_BY_HANDLERS_AT_EXIT = """
+import atexit, sys, threading
+
+def say(text):
+    sys.stdout.write(text + "\\n")
+    sys.stdout.flush()
+
+counts = {{"b": 0}}
+atexit.register(lambda: say(f"after the exit flush: {{counts['b']}} delivered"))
+
+from concert.futures import async_
+from concert.helpers import dispatcher
+
+sender = object()
+gate = threading.Event()
+dispatcher.subscribe(sender, "hold", lambda s: gate.wait(30))
+dispatcher.send(sender, "hold")       # nothing is delivered before the script ends
+atexit.register(gate.set)             # runs just before the dispatcher's exit flush
+
+@async_
+def send_many(s):
+    for _ in range(200):
+        dispatcher.send(s, "b")
+
+def on_b(s):
+    counts["b"] += 1
+
+def first(s):
+    {handler_body}
+
+dispatcher.subscribe(sender, "a", first)
+dispatcher.subscribe(sender, "b", on_b)
+dispatcher.send(sender, "a")          # delivered during the exit flush
+say("script ends")
+"""
+
+needs_threads_in_atexit = pytest.mark.skipif(
+    sys.version_info[:2] == (3, 12),
+    reason="Python 3.12 starts no thread in atexit functions: no pool work there",
+)
+
+
+@needs_threads_in_atexit
+@pytest.mark.parametrize(
+    "handler_body",
+    ["send_many(s)", "send_many(s).result(20)"],
+    ids=["handler-starts-the-work", "handler-waits-for-the-work"],
+)
+def test_messages_sent_by_work_handlers_start_during_the_exit_flush_are_delivered(handler_body):
+    result, elapsed = _run(
+        WORK_STARTED_BY_HANDLERS_AT_EXIT.format(handler_body=handler_body), timeout_at_exit="30"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["script ends", "after the exit flush: 200 delivered"], result.stderr
+    assert result.stderr == ""
+    assert elapsed < 15, "a handler waiting for work that sends must not wait for its timeout"
+
+
+STUCK_WORK_AT_EXIT = """
+import sys, threading
+from concert.futures import async_
+from concert.helpers import dispatcher
+
+@async_
+def never_ends():
+    threading.Event().wait()
+
+sender = object()
+dispatcher.subscribe(sender, "start", lambda s: never_ends())
+gate = threading.Event()
+dispatcher.subscribe(sender, "hold", lambda s: gate.wait(30))
+dispatcher.send(sender, "hold")
+import atexit
+atexit.register(gate.set)
+dispatcher.send(sender, "start")
+print("script ends")
+"""
+
+
+@needs_threads_in_atexit
+def test_work_handlers_started_that_outlives_the_exit_flush_is_reported():
+    result, elapsed = _run(STUCK_WORK_AT_EXIT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["script ends"]
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line or "calls started" in line]
+    assert len(errors) == 1, result.stderr
+    assert "1 calls started by handlers were still running at exit after 0.5 s" in errors[0]
+    assert "never_ends()" in errors[0]
     assert elapsed < 20

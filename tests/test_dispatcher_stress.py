@@ -145,3 +145,55 @@ def test_concurrent_flushes_and_sends(asynchronous, fast_switching):
     assert errors == []
     messages.flush(TIMEOUT)
     assert counts == {tag: 2_000 for tag in tags}
+
+
+def test_identity_keyed_churn_with_bound_methods_and_with_message(asynchronous, fast_switching):
+    """Fresh bound-method objects of watchers whose __eq__ raises come and go; nothing is lost."""
+
+    class Watcher:
+        def __eq__(self, other):
+            raise RuntimeError("handlers must never be compared with ==")
+
+        __hash__ = None
+
+        def on_message(self, sender, message):
+            pass
+
+    messages = Dispatcher("identity-churn")
+    sender = object()
+    steady = []
+    messages.subscribe(ANY, ANY, lambda s, m: steady.append(m), with_message=True)
+    stop = threading.Event()
+    errors = []
+
+    def churn():
+        watchers = [Watcher() for _ in range(10)]
+        try:
+            while not stop.is_set():
+                for watcher in watchers:  # each attribute access is a new bound-method object
+                    messages.subscribe(sender, "m", watcher.on_message, with_message=True)
+                    messages.subscribe(ANY, "m", watcher.on_message, with_message=True)
+                for watcher in watchers:
+                    messages.unsubscribe(sender, "m", watcher.on_message)
+                    messages.unsubscribe(ANY, "m", watcher.on_message)
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    churners = [threading.Thread(target=churn) for _ in range(3)]
+    for thread in churners:
+        thread.start()
+    try:
+        for number in range(20_000):
+            messages.send(sender, number)
+            messages.send(sender, "m")
+    finally:
+        stop.set()
+        for thread in churners:
+            thread.join(TIMEOUT)
+    messages.flush(TIMEOUT)
+    assert errors == []
+    expected = []
+    for number in range(20_000):
+        expected += [number, "m"]
+    assert steady == expected
+    assert len(messages._table) == 1  # only the steady subscription is left

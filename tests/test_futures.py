@@ -532,6 +532,8 @@ def test_a_wait_error_names_the_call_in_user_terms():
     try:
         with pytest.raises(WaitError) as raised:
             future.join(timeout=0.01)
-        assert str(raised.value) == f"{motor!r}.move(+100 mm) did not finish within 0.01 s (it goes on running)"
+        assert (
+            str(raised.value) == f"{motor!r}.move(+100 mm) did not finish within 0.01 s (it goes on running)"
+        )
     finally:
         future.cancel(timeout=30)
