@@ -11,9 +11,11 @@ Everything is importable from here:
   :class:`DummyWalker`, :class:`WriteJob`, :class:`LoggingHandlerCloser`.
 
 Every error raised on purpose is a :class:`~concert.exceptions.StorageError`
-(also available here), which names the offending file, name or value. The
-rules they share: nothing existing is ever overwritten, and a walker never
-writes outside its root.
+(also available here), which names the offending file, name or value; so is
+a failure of the system while image files are written (a full disk). The
+rules they share: nothing existing is ever overwritten, a walker never
+writes outside its root, and an image file under its own name is complete
+(unfinished ones are named ``….partial`` and refused by the readers).
 """
 
 from concert.exceptions import StorageError

@@ -4,15 +4,22 @@ Promises of this module:
 
 * :func:`read_image` detects the file type by its extension (``.tif``,
   ``.tiff``, ``.npy``, case-insensitive) and returns the pixel data with the
-  dtype and values that were written.
+  dtype and values that were written. Truncated TIFF files and unfinished
+  ``.partial`` files are refused, never returned in part.
 * :func:`write_tiff` never overwrites: the file is created exclusively, so an
   existing file -- also a symbolic link, even a dangling one -- makes it raise
-  :class:`~concert.exceptions.StorageError` and stays untouched.
+  :class:`~concert.exceptions.StorageError` and stays untouched. Its file
+  names end in ``.tif`` or ``.tiff`` (``.tif`` is appended otherwise), so
+  :func:`read_image` reads what it writes.
 * :func:`create_directory` gives every directory it creates exactly the
   requested rights (the umask does not apply) and leaves existing ones alone.
+* :func:`open_real_directory` reaches a directory without following any
+  symbolic link, for walkers that must not leave their root.
 * Invalid arguments raise :class:`~concert.exceptions.StorageError` naming the
-  offending value; I/O failures of the operating system propagate as
-  :class:`OSError` (they name the file).
+  offending value, and so do failures of the operating system while a file is
+  written (a full disk); a file that cannot be opened for reading, or a
+  directory that cannot be created, gives the :class:`OSError` of the system
+  (it names the file).
 
 Data set names are :meth:`str.format` templates such as ``'frame_{:>06}.tif'``:
 file number ``i`` is stored in ``template.format(i)``. A template without a
@@ -36,10 +43,13 @@ __all__ = [
     "existing_files",
     "file_name_of",
     "is_formattable",
+    "open_directory",
+    "open_real_directory",
     "parse_rights",
     "read_image",
     "read_metadata",
     "read_tiff",
+    "same_directory",
     "split_dsetformat",
     "write_tiff",
 ]
@@ -47,6 +57,10 @@ __all__ = [
 #: Extensions :func:`read_image` understands (lower case).
 TIFF_EXTENSIONS = (".tif", ".tiff")
 NUMPY_EXTENSIONS = (".npy",)
+
+#: How the names of unfinished files end: a file is written under ``<name>.<random>.partial`` and
+#: gets its name only when it is complete (see :class:`~concert.storage.writers.ImageWriter`).
+PARTIAL_SUFFIX = ".partial"
 
 _RIGHTS = re.compile(r"[0-7]{3,4}")
 _FORMATTER = string.Formatter()
@@ -212,6 +226,123 @@ def create_directory(directory: str, rights: str = "750") -> None:
         os.chmod(new, mode)
 
 
+# -- directory descriptors -----------------------------------------------------------------
+#
+# Files of a data set are created relative to a descriptor of their directory (``dir_fd=``),
+# never by a path: the kernel then resolves only the file's own name, inside the directory the
+# descriptor stands for, and no later change of the path above it (a directory renamed,
+# replaced by a symbolic link) can send the file anywhere else. These helpers open such
+# descriptors. POSIX only (O_DIRECTORY, O_NOFOLLOW, ``dir_fd``), as Concert is.
+
+#: Flags of a directory descriptor used only as ``dir_fd`` and for ``fstat``: O_PATH where the
+#: system has it (Linux: needs no read permission on the directory), else read-only.
+DIRECTORY_FLAGS = os.O_DIRECTORY | getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_directory(directory: str) -> int:
+    """Return a new descriptor of ``directory`` (symbolic links in the path are followed).
+
+    The caller closes it (:func:`os.close`). It serves as ``dir_fd`` and for
+    :func:`os.fstat` (on Linux it is an ``O_PATH`` descriptor: not readable).
+
+    :raises StorageError: naming ``directory`` if it cannot be opened as a directory.
+    """
+    try:
+        return os.open(directory, DIRECTORY_FLAGS)
+    except OSError as error:
+        raise StorageError(f"cannot open the directory {directory!r}: {error.strerror or error}") from error
+
+
+def open_real_directory(path: str, create_below: Optional[str] = None, rights: str = "750") -> int:
+    """Return a new descriptor of the directory at ``path`` without following any symbolic link.
+
+    ``path`` is absolute and real (``os.path.realpath(path) == path``, as the
+    positions of a :class:`~concert.storage.walkers.DirectoryWalker` are).
+    Starting at ``/``, every component is opened relative to the one above it
+    with ``O_DIRECTORY | O_NOFOLLOW``, so a component that is a symbolic link
+    (or not a directory) is refused, whatever happens to the tree meanwhile:
+    the descriptor is the directory that was at ``path`` when its last
+    component was opened, reached through real directories only.
+
+    With ``create_below`` (``path`` or an ancestor of it), missing components
+    below it are created -- each through the descriptor of its parent -- with
+    exactly ``rights`` (the umask does not apply); ones another thread creates
+    meanwhile are used as they are. The caller closes the descriptor
+    (:func:`os.close`); it serves as ``dir_fd`` and for :func:`os.fstat`.
+
+    :raises StorageError: naming ``path`` and the component that is missing, a
+        symbolic link or not a directory, or that the system refused to open
+        or create (e.g. no permission).
+    """
+    mode = parse_rights(rights)
+    if not os.path.isabs(path):
+        raise StorageError(f"{path!r} is not an absolute path")
+    parts = [part for part in path.split(os.sep) if part]
+    first_created = len(parts) + 1  # index of the first component that may be created
+    if create_below is not None:
+        first_created = len([part for part in create_below.split(os.sep) if part])
+    so_far = os.sep
+    descriptor = os.open(os.sep, DIRECTORY_FLAGS)
+    created: List[int] = []  # readable descriptors of the directories made here, to set their rights
+    try:
+        for index, part in enumerate(parts):
+            so_far = os.sep + os.path.join(*parts[: index + 1])
+            try:
+                child = os.open(part, DIRECTORY_FLAGS | os.O_NOFOLLOW, dir_fd=descriptor)
+            except FileNotFoundError:
+                if index < first_created:
+                    raise StorageError(f"cannot open {path!r}: {so_far!r} does not exist") from None
+                child = _make_directory(part, descriptor)
+                if child is None:  # somebody else made it meanwhile: not ours to change
+                    child = os.open(part, DIRECTORY_FLAGS | os.O_NOFOLLOW, dir_fd=descriptor)
+                else:
+                    created.append(child)
+            if descriptor not in created:
+                os.close(descriptor)
+            descriptor = child
+        for made in reversed(created):  # bottom-up: rights without 'x' must not lock us out halfway
+            os.fchmod(made, mode)
+    except OSError as error:
+        for held in {descriptor, *created}:
+            os.close(held)
+        raise StorageError(f"cannot open {path!r} without following links: {_why(error, so_far)}") from error
+    except BaseException:
+        for held in {descriptor, *created}:
+            os.close(held)
+        raise
+    for made in created:
+        if made != descriptor:
+            os.close(made)
+    return descriptor
+
+
+def _make_directory(name: str, parent: int) -> Optional[int]:
+    """Create directory ``name`` in ``parent``; return a readable descriptor of it, None if it existed."""
+    try:
+        os.mkdir(name, 0o700, dir_fd=parent)  # owner can always enter it until its rights are set
+    except FileExistsError:
+        return None
+    # O_NOFOLLOW: if it was replaced by a link in between, this fails instead of reaching elsewhere.
+    return os.open(
+        name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=parent
+    )
+
+
+def _why(error: OSError, path: str) -> str:
+    """Explain why ``path`` could not be opened as a directory: link, not a directory, or the OS's reason."""
+    if os.path.islink(path):
+        return f"{path!r} is a symbolic link"
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return f"{path!r} is not a directory"
+    return f"{path!r}: {error.strerror or error}"
+
+
+def same_directory(first: int, second: int) -> bool:
+    """Return whether the descriptors ``first`` and ``second`` stand for the same directory."""
+    one, other = os.fstat(first), os.fstat(second)
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
 # -- reading -------------------------------------------------------------------------------
 
 
@@ -219,10 +350,12 @@ def read_image(filename: str) -> np.ndarray:
     """Read the image(s) in ``filename``; the type is detected by the extension.
 
     ``.tif``/``.tiff`` are read by :func:`read_tiff`, ``.npy`` by
-    :func:`numpy.load` (pickled objects are refused).
+    :func:`numpy.load` (pickled objects are refused). A name ending in
+    ``.partial`` is an unfinished file left by a write that did not complete
+    (see :class:`~concert.storage.writers.ImageWriter`) and is refused.
 
-    :raises StorageError: naming the file if its extension is not known or its
-        content cannot be decoded.
+    :raises StorageError: naming the file if its extension is not known, it is
+        unfinished or truncated, or its content cannot be decoded.
     :raises OSError: if the file cannot be opened (e.g. it does not exist).
     """
     extension = os.path.splitext(os.fspath(filename))[1].lower()
@@ -233,6 +366,10 @@ def read_image(filename: str) -> np.ndarray:
             return np.load(filename, allow_pickle=False)
         except ValueError as error:
             raise StorageError(f"cannot read {filename!r} as a .npy file: {error}") from error
+    if extension == PARTIAL_SUFFIX:
+        raise StorageError(
+            f"cannot read {filename!r}: it is an unfinished file of a write that did not complete"
+        )
     known = ", ".join(TIFF_EXTENSIONS + NUMPY_EXTENSIONS)
     raise StorageError(f"cannot read {filename!r}: unknown file type {extension!r} (known: {known})")
 
@@ -248,21 +385,66 @@ def _open_tiff(file_name: str) -> Any:
         raise StorageError(f"cannot read {file_name!r} as a TIFF file: {error}") from error
 
 
+def _complete_pages(tiff: Any, file_name: str) -> List[Any]:
+    """Return the pages of the open ``tiff``; StorageError if the file is truncated or damaged.
+
+    tifffile reads what it can of a truncated file: it stops (logging an error)
+    at an IFD beyond the end, and makes a page without shape of a half-written
+    IFD. A complete file has its last IFD's link to a next one at 0, every page
+    a shape and every strip within the file.
+    """
+    import struct
+
+    try:
+        pages = list(tiff.pages)
+        if not pages:
+            raise StorageError(f"TIFF file {file_name!r} has no pages")
+        size = tiff.filehandle.size
+        form = tiff.tiff
+        handle = tiff.filehandle
+        handle.seek(tiff.pages.next_page_offset)  # where the last page's link to a next one is
+        link = handle.read(form.offsetsize)
+        if len(link) < form.offsetsize or struct.unpack(form.offsetformat, link)[0] != 0:
+            raise StorageError(
+                f"TIFF file {file_name!r} is truncated or damaged: its page {len(pages) - 1} links to "
+                "a page that is not in the file (was it written completely?)"
+            )
+        for number, page in enumerate(pages):
+            shape = getattr(page, "shape", ())
+            strips = zip(getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ()))
+            if not shape or 0 in shape or any(offset + count > size for offset, count in strips):
+                raise StorageError(
+                    f"TIFF file {file_name!r} is truncated or damaged: page {number} is incomplete "
+                    "(was it written completely?)"
+                )
+    except StorageError:
+        raise
+    except Exception as error:  # what tifffile raises for a damaged structure
+        raise StorageError(f"cannot read {file_name!r} as a TIFF file: {error}") from error
+    return pages
+
+
 def read_tiff(file_name: str) -> np.ndarray:
     """Read every page of the TIFF file ``file_name`` into one array.
 
     A file with one page gives that page (a 2-D array for a grey image); a
     file with several pages gives them stacked along a new first axis, in file
-    order. The dtype and the pixel values are those stored.
+    order. The dtype and the pixel values are those stored. A truncated file
+    (e.g. by a full disk) is refused, also when the pages before the cut
+    could be read.
 
-    :raises StorageError: if the file is not a readable TIFF file, or its pages
-        differ in shape or dtype (read those with :class:`tifffile.TiffFile`).
+    :raises StorageError: if the file is not a readable TIFF file, it is
+        truncated or damaged, or its pages differ in shape or dtype (read
+        those with :class:`tifffile.TiffFile`).
     :raises OSError: if the file cannot be opened.
     """
     with _open_tiff(file_name) as tiff:
-        pages = [page.asarray() for page in tiff.pages]
-    if not pages:
-        raise StorageError(f"TIFF file {file_name!r} has no pages")
+        try:
+            pages = [page.asarray() for page in _complete_pages(tiff, file_name)]
+        except StorageError:
+            raise
+        except Exception as error:  # tifffile: e.g. "failed to read 8192 bytes, got 4792"
+            raise StorageError(f"cannot read {file_name!r} as a TIFF file: {error}") from error
     if len(pages) == 1:
         return pages[0]
     first = pages[0]
@@ -283,14 +465,12 @@ def read_metadata(file_name: str) -> List[Dict[str, Any]]:
     converted as :func:`metadata_to_json` describes), or ``{}`` for a page
     without such metadata.
 
-    :raises StorageError: if the file is not a readable TIFF file.
+    :raises StorageError: if the file is not a readable TIFF file, or it is
+        truncated or damaged.
     :raises OSError: if the file cannot be opened.
     """
-    result = []
     with _open_tiff(file_name) as tiff:
-        for page in tiff.pages:
-            result.append(_decode_description(page.description))
-    return result
+        return [_decode_description(page.description) for page in _complete_pages(tiff, file_name)]
 
 
 # -- metadata in TIFF descriptions ---------------------------------------------------------
@@ -339,19 +519,30 @@ def _decode_description(description: Optional[str]) -> Dict[str, Any]:
 
 
 def write_tiff(file_name: str, data: Any) -> str:
-    """Write ``data`` into the new TIFF file ``file_name`` and return ``file_name``.
+    """Write ``data`` into the new TIFF file ``file_name``; return the name of the file written.
 
-    A 2-D array becomes one page, a 3-D array one page per item of its first
-    axis (as :func:`read_tiff` reads them back). The metadata of an
-    :class:`~concert.imaging.ImageWithMetadata` is stored with every page. The
-    file is flushed and synced to disk before this returns. The parent
-    directory must exist.
+    A name that does not end in ``.tif`` or ``.tiff`` (in any case) gets
+    ``.tif`` appended -- ``'flat'`` is written as ``'flat.tif'``, ``'a.npy'``
+    as ``'a.npy.tif'`` -- so that :func:`read_image`, which goes by the
+    extension, reads every file written here; the returned name is the one
+    written. A 2-D array becomes one page, a 3-D array one page per item of
+    its first axis (as :func:`read_tiff` reads them back). The metadata of an
+    :class:`~concert.imaging.ImageWithMetadata` is stored with every page.
 
-    :raises StorageError: if ``file_name`` exists (it is left untouched), or
-        ``data`` is not a non-empty 2-D or 3-D array of numbers.
+    The file is written under a temporary ``.partial`` name and gets its own
+    only once complete and synced to disk (its directory is synced too); if
+    anything fails, no file of that name appears and the temporary one is
+    removed. The parent directory must exist. Runs in the calling thread.
+
+    :raises StorageError: if the file exists (it is left untouched), ``data``
+        is not a non-empty 2-D or 3-D array of numbers, or the system fails
+        to write it (e.g. a full disk); the message names the file.
     """
-    from concert.storage.writers import TiffWriter, as_frame
+    from concert.storage.writers import TiffWriter, as_frame, sync_directory
 
+    file_name = os.fspath(file_name)
+    if os.path.splitext(file_name)[1].lower() not in TIFF_EXTENSIONS:
+        file_name += TIFF_EXTENSIONS[0]
     array = np.asanyarray(data)
     frames = [array] if array.ndim == 2 else list(array) if array.ndim == 3 else []
     if not frames:
@@ -365,8 +556,8 @@ def write_tiff(file_name: str, data: Any) -> str:
         for frame in frames:
             writer.write(frame)
     except BaseException:
-        writer.close()
-        os.remove(file_name)  # ours: open() created it exclusively
+        writer.discard()
         raise
     writer.close()
+    sync_directory(os.path.dirname(file_name) or os.curdir)
     return file_name

@@ -18,7 +18,11 @@ Promises:
   component, or (for :class:`DirectoryWalker`) lead outside through a
   symbolic link -- a linked directory, a dataset or log file name that is a
   link -- are refused with :class:`~concert.exceptions.StorageError`, and a
-  refused operation has written nothing anywhere.
+  refused operation has written nothing anywhere. This holds while the tree
+  changes too: a :class:`DirectoryWalker` reaches directories without
+  following links and creates every file relative to such a directory; a
+  data set's directory replaced during the write stops it with
+  StorageError naming the file not written.
 * An existing data set is never overwritten: writing it raises
   :class:`~concert.exceptions.StorageError` naming what is in the way, and it
   stays untouched. Nor is a JSON log overwritten (see :meth:`Walker.log_to_json`).
@@ -43,8 +47,15 @@ import numpy as np
 
 from concert.exceptions import StorageError
 from concert.futures import Future, async_
-from concert.storage.files import create_directory, existing_files, is_formattable, json_default, parse_rights
-from concert.storage.writers import ImageWriter, TiffWriter, _check_count, _checked, write_images
+from concert.storage.files import (
+    create_directory,
+    existing_files,
+    is_formattable,
+    json_default,
+    open_real_directory,
+    parse_rights,
+)
+from concert.storage.writers import ImageWriter, TiffWriter, _check_count, _checked, write_data_set
 
 __all__ = [
     "DirectoryWalker",
@@ -390,10 +401,19 @@ class DirectoryWalker(Walker):
     without ``..`` components, and once symbolic links are resolved it must
     still lie below the root. A data set is in the way if any of the files
     it would create exists (as anything, including a symbolic link); then
-    :class:`~concert.exceptions.StorageError` names it. When a write starts,
-    its directory is checked again, and files are created exclusively, so
-    nothing is overwritten or written outside the root even if the tree
-    changed meanwhile (short of a race within those few system calls).
+    :class:`~concert.exceptions.StorageError` names it.
+
+    The tree may change while the walker works. Directories are opened (and
+    created) component by component from ``/`` without following any link
+    (:func:`~concert.storage.files.open_real_directory`), and every file --
+    data, JSON, log -- is created relative to its directory opened so,
+    exclusively and never through a link at its name. A write holds its
+    directory open; before it creates each file and before it names it (see
+    :class:`~concert.storage.writers.ImageWriter`) the path is opened again
+    and must lead to the same directory, else the write stops with
+    StorageError naming the file, which then exists nowhere. The one thing
+    not caught is the held directory itself being *moved* out of the root
+    between that last check and the naming of a file.
 
     :raises StorageError: for invalid arguments, or a root that exists and is
         not a directory.
@@ -458,10 +478,20 @@ class DirectoryWalker(Walker):
         _check_file_name(name, what)
         return self._resolve(name, what)
 
+    def _open(self, directory: str, create: bool = False) -> int:
+        """Return a descriptor of ``directory`` (a real path inside the root), reached without links.
+
+        With ``create``, missing directories below the root are made, with the
+        walker's rights. Every component is opened without following links
+        (:func:`~concert.storage.files.open_real_directory`), so a link put
+        into the tree after ``directory`` was resolved cannot lead outside.
+        """
+        return open_real_directory(directory, self._root if create else None, self._rights)
+
     def _enter(self, target: str) -> None:
         if os.path.lexists(target) and not os.path.isdir(target):
             raise StorageError(f"cannot descend into {target!r}: it is not a directory")
-        create_directory(target, self._rights)
+        os.close(self._open(target, create=True))
 
     def _parent(self, position: str) -> str:
         return os.path.dirname(position)
@@ -480,22 +510,26 @@ class DirectoryWalker(Walker):
             raise StorageError(
                 f"refusing to overwrite data set {dsetname!r} in {directory!r}: {clash[0]!r} exists"
             )
-        create_directory(directory, self._rights)
-        prefix = os.path.join(directory.replace("{", "{{").replace("}", "}}"), dsetname)
+        os.close(self._open(directory, create=True))
 
-        def run(frames: Iterable[Any]) -> int:
-            # The tree may have changed since: the directory must still be itself, inside the root.
+        def open_target(create: bool) -> int:
+            # The tree may have changed since: the directory must still be itself, inside the root,
+            # reached through real directories only (and so it is checked again before every file).
             if os.path.realpath(directory) != directory or not self._inside(directory):
                 raise StorageError(
                     f"{directory!r} no longer lies inside the root {self._root!r}; not written"
                 )
-            return write_images(
+            return self._open(directory, create)
+
+        def run(frames: Iterable[Any]) -> int:
+            return write_data_set(
                 frames,
-                writer=self._writer,
-                prefix=prefix,
-                start_index=self._start_index,
-                bytes_per_file=self._bytes_per_file,
-                rights=self._rights,
+                self._writer,
+                directory,
+                dsetname,
+                self._start_index,
+                self._bytes_per_file,
+                open_target,
             )
 
         return WriteJob(directory, dsetname, producer, run)
@@ -505,19 +539,29 @@ class DirectoryWalker(Walker):
         with self._lock:
             _check_file_name(filename, "log_to_json: filename")
             directory = self._current
-        number = 0
-        while True:
-            path = self._resolve_in(directory, _numbered(filename, number), "log_to_json: filename")
-            try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            except FileExistsError:
-                number += 1
-                continue
-            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-            return path
+        held = self._open(directory)
+        try:
+            number = 0
+            while True:
+                name = _numbered(filename, number)
+                path = self._resolve_in(directory, name, "log_to_json: filename")
+                try:
+                    # Relative to the directory reached without links, never through a link at the name.
+                    descriptor = os.open(name, _CREATE_FLAGS | os.O_EXCL, 0o640, dir_fd=held)
+                except FileExistsError:
+                    number += 1
+                    continue
+                except OSError as error:
+                    raise StorageError(
+                        f"log_to_json: cannot create {path!r}: {error.strerror or error}"
+                    ) from error
+                with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+                    stream.write(text)
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                return path
+        finally:
+            os.close(held)
 
     def _resolve_in(self, directory: str, name: str, what: str) -> str:
         """Return ``directory/name`` if it (or what a link there points to) lies inside the root."""
@@ -532,7 +576,37 @@ class DirectoryWalker(Walker):
             path = self._resolve_file(file_name, "register_logger: file_name")
         if os.path.isdir(path):
             raise StorageError(f"register_logger: {path!r} is a directory")
-        return _attach(logger_name, log_level, lambda: logging.FileHandler(path, mode="a", encoding="utf-8"))
+        return _attach(logger_name, log_level, lambda: _ContainedFileHandler(path, self._open))
+
+
+#: Flags of files a walker creates or appends to: never through a symbolic link at the name.
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class _ContainedFileHandler(logging.FileHandler):
+    """A FileHandler appending to ``path`` (a real path inside the root), opened without following links.
+
+    ``open_directory`` returns a descriptor of a directory reached without
+    links (:meth:`DirectoryWalker._open`); the file is opened relative to it,
+    with ``O_NOFOLLOW``, each time the handler opens it.
+    """
+
+    def __init__(self, path: str, open_directory: Callable[[str], int]) -> None:
+        self._open_directory = open_directory
+        super().__init__(path, mode="a", encoding="utf-8")
+
+    def _open(self) -> Any:
+        directory, name = os.path.split(self.baseFilename)
+        held = self._open_directory(directory)
+        try:
+            descriptor = os.open(name, _CREATE_FLAGS | os.O_APPEND, 0o666, dir_fd=held)  # as FileHandler
+        except OSError as error:
+            raise StorageError(
+                f"register_logger: cannot open {self.baseFilename!r}: {error.strerror or error}"
+            ) from error
+        finally:
+            os.close(held)
+        return os.fdopen(descriptor, "a", encoding=self.encoding, errors=self.errors)
 
 
 class _ListHandler(logging.Handler):

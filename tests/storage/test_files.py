@@ -238,3 +238,41 @@ def test_read_tiff_refuses_to_stack_pages_of_different_shapes(tmp_path):
         tiff.write(np.zeros((4, 3), np.uint8), metadata=None)
     with pytest.raises(StorageError, match="page 1"):
         read_tiff(name)
+
+
+# -- write_tiff names what read_image reads (issue 8, item 14) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "given, written",
+    [
+        ("flat", "flat.tif"),
+        ("scan.5", "scan.5.tif"),
+        ("frames.npy", "frames.npy.tif"),
+        ("image.tif.bak", "image.tif.bak.tif"),
+        ("kept.tif", "kept.tif"),
+        ("kept.tiff", "kept.tiff"),
+        ("KEPT.TIF", "KEPT.TIF"),
+    ],
+)
+def test_write_tiff_gives_every_file_a_tiff_extension_and_returns_its_name(tmp_path, given, written):
+    data = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    name = write_tiff(str(tmp_path / given), data)
+    assert name == str(tmp_path / written)
+    assert os.listdir(tmp_path) == [written]
+    restored = read_image(name)
+    assert restored.dtype == data.dtype and restored.tobytes() == data.tobytes()
+
+
+def test_write_tiff_without_extension_never_overwrites_the_tif_file(tmp_path):
+    (tmp_path / "flat.tif").write_bytes(b"precious")
+    with pytest.raises(StorageError, match=r"flat\.tif"):
+        write_tiff(str(tmp_path / "flat"), np.zeros((2, 2), np.uint8))
+    assert os.listdir(tmp_path) == ["flat.tif"]
+    assert (tmp_path / "flat.tif").read_bytes() == b"precious"
+
+
+def test_write_tiff_into_a_missing_directory_raises_storage_error_naming_the_file(tmp_path):
+    with pytest.raises(StorageError, match=r"missing/x\.tif"):
+        write_tiff(str(tmp_path / "missing" / "x.tif"), np.zeros((2, 2), np.uint8))
+    assert os.listdir(tmp_path) == []

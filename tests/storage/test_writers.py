@@ -542,3 +542,39 @@ def test_write_images_outside_an_operation_is_not_affected():
     from concert.storage.writers import _checked
 
     assert list(_checked(range(3))) == [0, 1, 2]
+
+
+# -- files are named when complete ----------------------------------------------------------------
+
+
+def test_on_a_file_system_without_hard_links_files_are_renamed_without_replacing(tmp_path, monkeypatch):
+    import errno
+
+    def no_hard_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    frames = frames_of(np.uint8, count=3)
+    assert write_images(frames, prefix=str(tmp_path / "n_{}.tif")) == 3
+    assert files_in(tmp_path) == ["n_0.tif", "n_1.tif", "n_2.tif"]
+    assert_exactly(read_all_pages(tmp_path), frames)
+
+    writer = TiffWriter()
+    writer.open(str(tmp_path / "late.tif"))
+    writer.write(frames[0])
+    (tmp_path / "late.tif").write_bytes(b"precious")
+    with pytest.raises(StorageError, match=r"late\.tif.*appeared"):
+        writer.close()
+    assert (tmp_path / "late.tif").read_bytes() == b"precious"
+
+
+def test_an_exception_in_the_middle_of_an_image_abandons_the_file(tmp_path):
+    class Interrupted(TiffWriter):
+        def _write(self, image: np.ndarray) -> None:
+            if self.frames == 1:
+                raise KeyboardInterrupt  # halfway through the page, say
+            super()._write(image)
+
+    with pytest.raises(KeyboardInterrupt):
+        write_images(frames_of(np.uint8, count=3), writer=Interrupted, prefix=str(tmp_path / "all.tif"))
+    assert files_in(tmp_path) == []  # no file of doubtful content under a data name
