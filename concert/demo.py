@@ -5,30 +5,49 @@ with it open, then projections while a rotation motor steps through angles
 and the camera records. Frames stream through
 :func:`~concert.pipelines.broadcast` to an averaging consumer and to a
 :class:`~concert.storage.DirectoryWalker` writing multi-page TIFF files.
-Device messages are printed as they arrive, a progress bar follows the
-projections, and a table at the end says what was written and how fast.
+Device messages are printed as they arrive, one line per acquisition when
+it has recorded its frames, and a table at the end says what was written
+and how fast. A progress bar follows the projections when the output is a
+terminal (and :data:`concert.config.PROGRESS_BAR` is on); on a pipe or a
+file the output is plain lines.
 
 It needs no arguments and writes below a fresh directory it names
 (``concert-demo-<date>-<time>`` in the current directory), never into an
 existing one.
+
+Ctrl-C stops the experiment after the frame in hand; the demo then closes
+the shutter, prints the table of what was written and raises the
+``KeyboardInterrupt`` again (``concert demo`` turns it into one line on
+standard error and exit status 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import json
 import os
+import signal
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, Optional, TextIO
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, TextIO
 
 from concert import config
 from concert.cli import SubCommand
 from concert.dispatcher import ANY, dispatcher
+from concert.interrupts import discard_held, protected
 
-__all__ = ["DemoCommand", "run_demo"]
+__all__ = ["DemoCommand", "DemoDirectoryError", "run_demo"]
 
 STATE_MESSAGES = ("open", "closed", "moving", "standby", "recording")
+
+#: Longest wait, in seconds, for any one step of the demo: a frame, a shutter move, a step of the clean-up.
+CLEANUP_TIMEOUT = 30
+
+
+class DemoDirectoryError(OSError):
+    """The demo's directory cannot be created (no permission, a file in the way, ...)."""
 
 
 def fresh_directory(parent: str = ".") -> str:
@@ -40,71 +59,165 @@ def fresh_directory(parent: str = ".") -> str:
     return candidate
 
 
-class _MessagePrinter:
-    """Prints device messages as the dispatcher delivers them (one handler per message)."""
+def _create_directory(directory: Optional[str]) -> str:
+    """Create the demo's directory (default: a fresh one here); return its absolute path.
 
-    def __init__(self, out: TextIO) -> None:
+    :raises FileExistsError: if ``directory`` exists already (as anything).
+    :raises DemoDirectoryError: if it cannot be created, saying why.
+    """
+    path = os.path.abspath(directory or fresh_directory())
+    while True:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.mkdir(path, 0o750)
+            return path
+        except FileExistsError:
+            if not os.path.isdir(os.path.dirname(path)):  # a file where a parent should be
+                raise DemoDirectoryError(
+                    f"cannot create the directory {path!r}: a parent is not a directory"
+                ) from None
+            if directory is not None:
+                raise FileExistsError(
+                    f"concert demo writes into a new directory; {path!r} exists already"
+                ) from None
+            path = os.path.abspath(fresh_directory())  # taken meanwhile: the next free name
+        except OSError as error:
+            raise DemoDirectoryError(
+                f"cannot create the directory {path!r}: {error.strerror or error}"
+            ) from None
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or closed
+        return False
+
+
+class _Output:
+    """The demo's lines on ``out``: device messages as the dispatcher delivers them, and notes.
+
+    With ``bar`` true, lines are written through tqdm, above the progress
+    bar; otherwise printed (and flushed: a pipe gets them as they happen).
+    """
+
+    def __init__(self, out: TextIO, bar: bool) -> None:
         self._out = out
+        self.bar = bar
         self._start = time.monotonic()
         self._lock = threading.Lock()  # one line at a time
-        self.count = 0
+        self.count = 0  # device messages printed
         self._handlers = {message: self._handler(message) for message in STATE_MESSAGES}
 
-    def _handler(self, message: str):
+    def line(self, text: str) -> None:
+        """Write ``text`` as a line of its own."""
+        with self._lock:
+            if self.bar:
+                from tqdm import tqdm
+
+                tqdm.write(text, file=self._out)
+            else:
+                print(text, file=self._out, flush=True)
+
+    def progress(self, total: int, description: str) -> Any:
+        """Return a progress bar over ``total`` steps on ``out``, or ``None`` without a bar."""
+        if not self.bar:
+            return None
+        from concert.processes.progress import progress_bar
+
+        return progress_bar(total, description, file=self._out)
+
+    def _handler(self, message: str) -> Callable[[Any], None]:
         def show(sender: Any) -> None:
             with self._lock:
                 self.count += 1
-                line = f"  {time.monotonic() - self._start:7.3f} s  {sender!r:>16} -> {message}"
-                if config.PROGRESS_BAR:
-                    from tqdm import tqdm
-
-                    tqdm.write(line, file=self._out)
-                else:
-                    print(line, file=self._out)
+            self.line(f"  {time.monotonic() - self._start:7.3f} s  {sender!r:>16} -> {message}")
 
         return show
 
-    def __enter__(self) -> _MessagePrinter:
+    def __enter__(self) -> _Output:
         for message, handler in self._handlers.items():
             dispatcher.subscribe(ANY, message, handler)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        dispatcher.flush(30)
+        dispatcher.flush(CLEANUP_TIMEOUT)
         for message, handler in self._handlers.items():
             dispatcher.unsubscribe(ANY, message, handler)
 
 
-def _frames(
-    camera: Any, count: int, description: Optional[str] = None, motor: Any = None, angles: Any = None
-):
-    """A producer factory: ``count`` frames, triggered one by one, with the motor at ``angles``."""
+class _Producers:
+    """Counts the demo's frame producers that started and have not ended yet."""
 
-    def produce() -> Iterator[Any]:
-        from concert.processes.progress import progress_bar
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._running = 0
 
-        bar = progress_bar(count, description) if description else None
-        try:
-            for index in range(count):
-                if motor is not None:
-                    motor.position = angles[index]
-                camera.trigger().join(30)
-                frame = camera.grab(timeout=30).result(30)
-                if motor is not None:
-                    frame.metadata["angle_deg"] = float(angles[index].m_as("deg"))
-                if bar is not None:
-                    bar.update()
-                yield frame
-        finally:
+    def started(self) -> None:
+        with self._condition:
+            self._running += 1
+
+    def ended(self) -> None:
+        with self._condition:
+            self._running -= 1
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every producer has ended, at most ``timeout`` seconds; return whether they have."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._running == 0, timeout)
+
+
+def _frames(camera: Any, count: int, motor: Any = None, angles: Any = None, bar: Any = None) -> Iterator[Any]:
+    """Yield ``count`` frames, triggered one by one, the motor at ``angles``; close ``bar`` at the end."""
+    try:
+        for index in range(count):
+            if motor is not None:
+                motor.position = angles[index]
+            camera.trigger().join(CLEANUP_TIMEOUT)
+            frame = camera.grab(timeout=CLEANUP_TIMEOUT).result(CLEANUP_TIMEOUT)
+            if motor is not None:
+                frame.metadata["angle_deg"] = float(angles[index].m_as("deg"))
             if bar is not None:
-                bar.close()
-
-    return produce
+                bar.update()
+            yield frame
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _switch(shutter: Any, state: str) -> None:
     if shutter.state != state:
-        (shutter.open() if state == "open" else shutter.close()).join(30)
+        (shutter.open() if state == "open" else shutter.close()).join(CLEANUP_TIMEOUT)
+
+
+@protected  # a Ctrl-C arriving while this runs is held back, and then ignored
+def _ignore_ctrl_c() -> Any:
+    """Ignore SIGINT from now on (main thread only); return the handler to put back, or ``None``."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    discard_held()  # a Ctrl-C held back meanwhile is one more of those now ignored
+    return previous
+
+
+def _restore_ctrl_c(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _record_path(directory: str, run: str) -> str:
+    return os.path.join(directory, run, "experiment.json")
+
+
+def _read_record(directory: str) -> Optional[Dict[str, Any]]:
+    """The ``experiment.json`` of the (only) run below ``directory``, or ``None`` if there is none."""
+    runs = sorted(name for name in os.listdir(directory) if os.path.isfile(_record_path(directory, name)))
+    if not runs:
+        return None
+    with open(_record_path(directory, runs[-1]), encoding="utf-8") as stream:
+        return json.load(stream)
 
 
 def run_demo(
@@ -114,9 +227,20 @@ def run_demo(
     darks: int = 4,
     out: TextIO = sys.stdout,
 ) -> Dict[str, Any]:
-    """Run the demo experiment, writing below ``directory`` (default: a fresh one); return its summary."""
-    from prettytable import PrettyTable
+    """Run the demo experiment, writing below ``directory`` (default: a fresh one); return its summary.
 
+    The summary has the run's ``directory``, the numbers of ``frames`` and
+    ``bytes`` written and the experiment's ``record`` (its
+    ``experiment.json``). The shutter is closed at the end, whatever
+    happened, and the table of what was written is printed. Should the run
+    fail, its error is raised after that; on Ctrl-C (the experiment then
+    stops after the frame in hand) the ``KeyboardInterrupt`` is. Once the
+    run has ended, Ctrl-C is ignored until the shutter is closed and the
+    table printed, so that nothing cuts the clean-up short.
+
+    :raises FileExistsError: if ``directory`` exists already.
+    :raises DemoDirectoryError: if ``directory`` cannot be created.
+    """
     from concert.devices.cameras.dummy import Camera
     from concert.devices.motors.dummy import RotationMotor
     from concert.devices.shutters.dummy import Shutter
@@ -125,10 +249,10 @@ def run_demo(
     from concert.quantities import q
     from concert.storage import DirectoryWalker
 
-    directory = os.path.abspath(directory or fresh_directory())
-    if os.path.exists(directory):
-        raise FileExistsError(f"concert demo writes into a new directory; {directory!r} exists already")
-    print(f"Simulated beamline: shutter, rotation motor, camera. Writing below {directory}", file=out)
+    directory = _create_directory(directory)
+    bar = config.PROGRESS_BAR and _is_terminal(out)
+    output = _Output(out, bar)
+    output.line(f"Simulated beamline: shutter, rotation motor, camera. Writing below {directory}")
 
     shutter, motor, camera = Shutter(), RotationMotor(motion_velocity=3600 * q.deg / q.s), Camera()
     camera.trigger_source = camera.trigger_sources.SOFTWARE
@@ -136,54 +260,110 @@ def run_demo(
     frame_bytes = camera.roi_width.magnitude * camera.roi_height.magnitude * 2
     walker = DirectoryWalker(root=directory, bytes_per_file=int(frame_bytes * 8))  # 8 frames per file
     average = Average()
+    producers = _Producers()
 
-    def after(state: str, produce_frames):
-        """A producer factory that first puts the shutter into ``state``."""
+    def acquisition(name: str, state: str, count: int, **moves: Any) -> Acquisition:
+        """``count`` frames with the shutter in ``state``; one line when they are recorded."""
 
-        def produce():
+        def produce() -> Iterable[Any]:
+            begin = time.monotonic()
             _switch(shutter, state)
-            return produce_frames()
+            progress = output.progress(count, name) if name == "projections" else None
 
-        return produce
+            def frames() -> Iterator[Any]:
+                producers.started()
+                try:
+                    recorded = 0
+                    for frame in _frames(camera, count, bar=progress, **moves):
+                        recorded += 1
+                        yield frame
+                    output.line(f"{name}: {recorded} frames recorded in {time.monotonic() - begin:.3f} s")
+                finally:
+                    producers.ended()
+
+            return frames()
+
+        return Acquisition(name, produce, consumers=[average] if name == "projections" else ())
 
     experiment = Experiment(
         [
-            Acquisition("darks", after("closed", _frames(camera, darks))),
-            Acquisition("flats", after("open", _frames(camera, flats))),
-            Acquisition(
-                "projections",
-                after("open", _frames(camera, projections, "projections", motor, angles)),
-                consumers=[average],
-            ),
+            acquisition("darks", "closed", darks),
+            acquisition("flats", "open", flats),
+            acquisition("projections", "open", projections, motor=motor, angles=angles),
         ],
         walker,
     )
+    run: Optional[concurrent.futures.Future] = None
+    interrupt: Optional[KeyboardInterrupt] = None
+    failure: Optional[Exception] = None
+    restore: Any = None
     began = time.monotonic()
-    with _MessagePrinter(out) as printer:
-        with camera.recording():
-            record = experiment.run().result()
-        _switch(shutter, "closed")
-    elapsed = time.monotonic() - began
+    try:
+        with output:
+            try:
+                with camera.recording():
+                    try:
+                        run = experiment.run()
+                        run.result()
+                    except KeyboardInterrupt as error:  # the run was asked to stop with reason Ctrl-C
+                        interrupt = error
+                    except Exception as error:  # CancelledError included; the record says more
+                        failure = error
+                    restore = _ignore_ctrl_c()  # from here on the clean-up cannot be cut short
+                    if run is not None:
+                        concurrent.futures.wait([run], CLEANUP_TIMEOUT)
+                    producers.wait(CLEANUP_TIMEOUT)  # the camera is still recording for them
+            finally:
+                _switch(shutter, "closed")
+        elapsed = time.monotonic() - began
+        summary = _summarise(directory, _read_record(directory), out)
+        mean = "no projection averaged"  # the average was stopped, or never started
+        if average.average is not None:
+            mean = f"mean projection intensity {average.average.mean():.1f}"
+        print(
+            f"Wrote {summary['frames']} frames ({summary['bytes'] / 1e6:.1f} MB) to {summary['directory']} "
+            f"in {elapsed:.2f} s; {output.count} device messages; {mean}; "
+            f"{shutter!r} is {shutter.state}.",
+            file=out,
+            flush=True,
+        )
+    finally:
+        _restore_ctrl_c(restore)
+    if interrupt is not None:
+        raise interrupt
+    if failure is not None:
+        raise failure
+    return summary
 
+
+def _summarise(directory: str, record: Optional[Dict[str, Any]], out: TextIO) -> Dict[str, Any]:
+    """Print the table of what ``record`` says was written (with the files' sizes); return the summary."""
+    from prettytable import PrettyTable
+
+    if record is None:
+        print("No experiment.json was written: nothing was recorded.", file=out, flush=True)
+        return {"directory": directory, "frames": 0, "bytes": 0, "record": None}
     run_directory = os.path.join(directory, record["run"])
-    table = PrettyTable(["acquisition", "files", "frames", "MB", "seconds", "MB/s"])
-    table.align["acquisition"] = "l"
+    table = PrettyTable(["acquisition", "files", "frames", "MB", "seconds", "MB/s", "outcome"])
+    table.align["acquisition"] = table.align["outcome"] = "l"
     total_frames = total_bytes = 0
     for entry in record["acquisitions"]:
         folder = os.path.join(run_directory, entry["name"])
-        files = sorted(name for name in os.listdir(folder) if name.endswith(".tif"))
+        files: List[str] = []
+        if os.path.isdir(folder):
+            files = sorted(name for name in os.listdir(folder) if name.endswith(".tif"))
         size = sum(os.path.getsize(os.path.join(folder, name)) for name in files)
-        total_frames += entry["frames"]
+        frames = entry.get("frames") or 0
+        total_frames += frames
         total_bytes += size
         rate = size / 1e6 / entry["seconds"] if entry["seconds"] else float("inf")
         megabytes, seconds = f"{size / 1e6:.1f}", f"{entry['seconds']:.3f}"
-        table.add_row([entry["name"], len(files), entry["frames"], megabytes, seconds, f"{rate:.0f}"])
+        outcome = entry["outcome"].split(":")[0]
+        table.add_row([entry["name"], len(files), frames, megabytes, seconds, f"{rate:.0f}", outcome])
     print(table, file=out)
-    print(
-        f"Wrote {total_frames} frames ({total_bytes / 1e6:.1f} MB) to {run_directory} in {elapsed:.2f} s; "
-        f"{printer.count} device messages; mean projection intensity {average.average.mean():.1f}.",
-        file=out,
-    )
+    if record["outcome"] != "done":
+        print(f"The run was {record['outcome']}: {record.get('reason', 'no reason given')}", file=out)
+    out.flush()
     return {"directory": run_directory, "frames": total_frames, "bytes": total_bytes, "record": record}
 
 
@@ -198,12 +378,24 @@ class DemoCommand(SubCommand):
         parser.add_argument("--projections", type=int, default=32, help="number of projections (default 32)")
 
     def run(self, args: argparse.Namespace) -> int:
+        """Run the demo; exit status 0, 1 for a directory it cannot use, 2 for bad options, 130 on Ctrl-C."""
         if args.projections < 1:
             print(f"concert demo: --projections must be at least 1, not {args.projections}", file=sys.stderr)
             return 2
         try:
             run_demo(args.directory, args.projections)
-        except FileExistsError as error:
+        except (FileExistsError, DemoDirectoryError) as error:
             print(f"concert demo: {error}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            restore = _ignore_ctrl_c()  # one more would only cut this summing-up short
+            try:
+                from concert.exit_hook import stop_everything
+
+                stopped = stop_everything("Ctrl-C")  # anything still running, as at the end of a script
+                also = f"; it also stopped {', '.join(stopped)}" if stopped else ""
+                print(f"concert demo: stopped by Ctrl-C{also}", file=sys.stderr, flush=True)
+            finally:
+                _restore_ctrl_c(restore)
+            return 130
         return 0

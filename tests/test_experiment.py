@@ -8,6 +8,7 @@ from concurrent.futures import CancelledError
 import numpy as np
 import pytest
 
+from concert.exceptions import StorageError
 from concert.pipelines import Average
 from concert.processes.experiment import Acquisition, Experiment
 from concert.storage import DirectoryWalker, DummyWalker, read_tiff
@@ -125,6 +126,7 @@ def test_a_cancelled_run_stops_between_acquisitions_and_is_recorded(asynchronous
     assert run.cancelled()
     record = json.loads(walker.json_files["scan_0000/experiment.json"])
     assert record["outcome"] == "cancelled" and [a["name"] for a in record["acquisitions"]] == ["first"]
+    assert record["reason"] == "Experiment(first, second).run() was stopped by cancel()"
 
 
 @pytest.mark.parametrize("name", ["flats/raw", "..", "."])
@@ -187,6 +189,8 @@ def test_cancelling_a_run_stops_the_acquisition_being_recorded(tmp_path, asynchr
     assert record["outcome"] == "cancelled"
     [entry] = record["acquisitions"]
     assert entry["name"] == "projections" and entry["outcome"] == "cancelled"
+    assert entry["reason"] == record["reason"]
+    assert record["reason"] == "Experiment(projections, never).run() was stopped by cancel()"
     files = sorted(directory.glob("*.tif"))
     assert entry["frames"] == len(files) >= 3  # what the record says was written is there
     for number, path in enumerate(files):  # every file complete, in order, none half-written
@@ -236,3 +240,65 @@ def test_a_consumer_that_stops_itself_ends_the_run_cancelled():
     record = json.loads(walker.json_files["scan_0000/experiment.json"])
     assert record["outcome"] == "cancelled" and record["acquisitions"][0]["outcome"] == "cancelled"
     assert len(walker.data["scan_0000/flats/frames"]) == 5  # the writer was not affected
+
+
+def test_the_frames_written_are_recorded_when_the_producer_fails(tmp_path):
+    def camera_that_fails():
+        yield np.zeros((4, 6), dtype=np.uint16)
+        yield np.ones((4, 6), dtype=np.uint16)
+        raise OSError("camera lost")
+
+    walker = DirectoryWalker(root=str(tmp_path))
+    with pytest.raises(OSError, match="camera lost"):
+        Experiment([Acquisition("darks", camera_that_fails)], walker).run().result(TIMEOUT)
+    record = json.loads((tmp_path / "scan_0000" / "experiment.json").read_text())
+    [entry] = record["acquisitions"]
+    assert entry["frames"] == len(list((tmp_path / "scan_0000" / "darks").glob("*.tif"))) == 2
+    assert entry["outcome"] == "failed: OSError: camera lost"
+    assert record["outcome"] == "failed" and record["reason"] == "OSError: camera lost"
+
+
+def test_the_frames_written_are_recorded_when_writing_fails(tmp_path):
+    def with_a_bad_frame():
+        for value in range(3):
+            yield np.full((4, 6), value, dtype=np.uint16)
+        yield np.zeros(6, dtype=np.uint16)  # not an image: the writer refuses it
+        yield np.zeros((4, 6), dtype=np.uint16)
+
+    walker = DirectoryWalker(root=str(tmp_path))
+    with pytest.raises(StorageError):
+        Experiment([Acquisition("flats", with_a_bad_frame)], walker).run().result(TIMEOUT)
+    record = json.loads((tmp_path / "scan_0000" / "experiment.json").read_text())
+    [entry] = record["acquisitions"]
+    assert entry["outcome"].startswith("failed: StorageError: ")
+    stored = sorted((tmp_path / "scan_0000" / "flats").glob("*.tif"))
+    assert entry["frames"] == len(stored) == 3
+    assert [int(read_tiff(str(path))[0, 0]) for path in stored] == [0, 1, 2]
+
+
+def test_ctrl_c_in_the_run_is_recorded_as_a_cancellation_in_both_modes():
+    from concert import config
+
+    def interrupted():
+        raise KeyboardInterrupt  # what Ctrl-C raises in the thread making the run (DISABLE_ASYNC)
+
+    walker = DummyWalker()
+    experiment = Experiment(
+        [Acquisition("darks", frames(2, 0)), Acquisition("flats", interrupted), Acquisition("never", list)],
+        walker,
+    )
+    if config.DISABLE_ASYNC:
+        with pytest.raises(KeyboardInterrupt):
+            experiment.run()
+    else:
+        with pytest.raises(CancelledError, match=r"run\(\) was stopped by Ctrl-C$"):
+            experiment.run().result(TIMEOUT)
+    record = json.loads(walker.json_files["scan_0000/experiment.json"])
+    assert record["outcome"] == "cancelled"
+    assert record["reason"] == "Experiment(darks, flats, never).run() was stopped by Ctrl-C"
+    assert [(a["name"], a["frames"], a["outcome"], a.get("reason")) for a in record["acquisitions"]] == [
+        ("darks", 2, "done", None),
+        ("flats", 0, "cancelled", record["reason"]),
+    ]
+    assert "run scan_0000 cancelled" in walker.logs["scan_0000/experiment.log"][-1]
+    assert walker.current == walker.root

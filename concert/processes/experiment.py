@@ -20,15 +20,28 @@ order. Each run:
   counts, times and outcome -- also when an acquisition failed, in which
   case the run stops there and the error is raised from its future.
 
+Every acquisition that started has an entry with ``"frames"``, the number
+of frames the walker wrote for it, whatever the outcome: all of them when
+it is ``"done"``; when it was cancelled, the frames the writer had taken
+(each one taken is written); when it failed, the frames the writer had
+finished with before the failure (all of them if only another consumer
+failed). A run that did not end ``"done"`` says why in ``"reason"``.
+
 Cancelling a run's future (``future.cancel()``, Ctrl-C while waiting for it,
 ``abort()``) stops it with Concert's one mechanism: the run calls
 :func:`~concert.futures.check_cancelled` between acquisitions, and while an
 acquisition is being recorded its stop action passes the request on to
 every consumer of the broadcast (the walker's writer included), which stop
 after the frame in hand. What was written stays, in complete files; the
-acquisition's entry says how many frames that was and ``"outcome":
-"cancelled"``, as does the run's record, and the future ends cancelled with
-a ``CancelledError`` naming the run and the reason.
+acquisition's entry says how many frames that was, ``"outcome":
+"cancelled"`` and the ``"reason"`` (the text of the ``CancelledError``,
+e.g. ``"Experiment(darks, projections).run() was stopped by Ctrl-C"``), as
+does the run's record, and the future ends cancelled with a
+``CancelledError`` naming the run and the reason. With
+:data:`~concert.config.DISABLE_ASYNC` on, the run is made in the caller's
+thread, so Ctrl-C interrupts it directly: it is recorded the same way
+(reason ``"... was stopped by Ctrl-C"``) and the ``KeyboardInterrupt`` goes
+on to the caller once ``experiment.json`` is written.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from concurrent.futures import CancelledError
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from concert.futures import Future, async_, check_cancelled, current_future, on_cancel
+from concert.interrupts import protected
 from concert.pipelines import broadcast
 
 __all__ = ["Acquisition", "Experiment"]
@@ -114,7 +128,7 @@ class Experiment:
         acquisition being recorded after its current frame (see the module
         documentation). Whatever happens, the walker ends where it started
         and ``experiment.json`` is written with the outcome (``done``,
-        ``failed`` or ``cancelled``).
+        ``failed`` or ``cancelled``, the last two with a ``reason``).
         """
         walker = self.walker
         run_name = self._next_run_name()
@@ -125,41 +139,53 @@ class Experiment:
             "outcome": "running",
         }
         walker.descend(run_name)
+        closer = None
         try:
             closer = walker.register_logger("concert", logging.INFO, "experiment.log")
-            try:
-                LOG.info("run %s: %s", run_name, ", ".join(a.name for a in self.acquisitions))
-                for acquisition in self.acquisitions:
-                    check_cancelled()  # cancelling stops the run between acquisitions
-                    entry, error = self._acquire(acquisition)
-                    record["acquisitions"].append(entry)
-                    if error is not None:
-                        raise error
-                record["outcome"] = "done"
-            except CancelledError:
-                record["outcome"] = "cancelled"
-                raise
-            except BaseException:
-                record["outcome"] = "failed"  # what failed is in the acquisition's entry
-                raise
-            finally:
-                record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                LOG.info("run %s %s", run_name, record["outcome"])
-                closer.close()
-                try:
-                    walker.log_to_json(record)
-                except Exception:  # must not hide what ended the run
-                    LOG.exception("run %s: experiment.json could not be written", run_name)
+            LOG.info("run %s: %s", run_name, ", ".join(a.name for a in self.acquisitions))
+            for acquisition in self.acquisitions:
+                check_cancelled()  # cancelling stops the run between acquisitions
+                entry, error = self._acquire(acquisition)
+                record["acquisitions"].append(entry)
+                if error is not None:
+                    raise error
+            record["outcome"] = "done"
+        except (CancelledError, KeyboardInterrupt) as stop:
+            record["outcome"] = "cancelled"
+            record["reason"] = _stop_text(stop)
+            raise
+        except BaseException as failure:
+            record["outcome"] = "failed"  # the acquisition's entry says more
+            record["reason"] = f"{type(failure).__name__}: {failure}"
+            raise
         finally:
-            walker.ascend()
+            self._end_run(record, closer)
         return record
+
+    @protected  # a Ctrl-C meanwhile waits: the record is written and the walker goes back
+    def _end_run(self, record: Dict[str, Any], closer: Any) -> None:
+        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        try:
+            if closer is not None:
+                LOG.info("run %s %s", record["run"], record["outcome"])
+                closer.close()
+            try:
+                self.walker.log_to_json(record)
+            except Exception:  # must not hide what ended the run
+                LOG.exception("run %s: experiment.json could not be written", record["run"])
+        finally:
+            self.walker.ascend()
 
     def _acquire(self, acquisition: Acquisition) -> Tuple[Dict[str, Any], Optional[BaseException]]:
         walker = self.walker
         entry: Dict[str, Any] = {"name": acquisition.name}
         error: Optional[BaseException] = None
         begin = time.monotonic()
-        taken = [0]  # frames the writer took from the broadcast: each one it takes is written
+        # What the writer did with the broadcast's frames: it writes every frame it
+        # takes (a cancel request stops it before it takes the next one), and it has
+        # finished with a frame when it comes back for the next one.
+        taken, finished = [0], [0]
+        written: Optional[int] = None  # the writer's own count, once it has returned
         try:
             LOG.info("acquisition %s started", acquisition.name)
             frames = acquisition.producer()
@@ -169,6 +195,7 @@ class Experiment:
                 for frame in stream:
                     taken[0] += 1
                     yield frame
+                    finished[0] += 1
 
             def write(stream: Iterable[Any]) -> int:
                 # Runs in its own broadcast thread, holding no pool worker; writes
@@ -178,24 +205,37 @@ class Experiment:
             futures = broadcast(frames, write, *acquisition.consumers)
             errors = _outcomes(futures)
             check_cancelled()  # the run's own request names the run and its reason
-            entry["frames"] = futures[0].result() if errors[0] is None else None
+            if errors[0] is None:
+                written = futures[0].result()
             error = next((e for e in errors if e is not None), None)
             if error is not None:
                 raise error
+            entry["frames"] = written
             entry["outcome"] = "done"
-            LOG.info("acquisition %s: %s frames", acquisition.name, entry["frames"])
-        except CancelledError as stop:
-            LOG.info("acquisition %s cancelled: %s", acquisition.name, stop)
-            entry["frames"] = taken[0]  # written, in complete files
+            LOG.info("acquisition %s: %s frames", acquisition.name, written)
+        except (CancelledError, KeyboardInterrupt) as stop:
+            reason = _stop_text(stop)
+            LOG.info("acquisition %s cancelled: %s", acquisition.name, reason)
+            entry["frames"] = taken[0] if written is None else written  # all in complete files
             entry["outcome"] = "cancelled"
+            entry["reason"] = reason
             error = stop
         except Exception as failure:
             LOG.exception("acquisition %s failed", acquisition.name)
+            entry["frames"] = finished[0] if written is None else written
             entry["outcome"] = f"failed: {type(failure).__name__}: {failure}"
             error = failure
         finally:
             entry["seconds"] = round(time.monotonic() - begin, 6)
         return entry, error
+
+
+def _stop_text(stop: BaseException) -> str:
+    """What stopped a run: a ``CancelledError``'s text, or ``'<run> was stopped by Ctrl-C'``."""
+    if isinstance(stop, KeyboardInterrupt):  # Ctrl-C in the caller's thread (DISABLE_ASYNC)
+        run = current_future()
+        return f"{run.name if run is not None else 'the experiment run'} was stopped by Ctrl-C"
+    return str(stop) or "cancelled"
 
 
 def _outcomes(futures: Sequence[Future]) -> List[Optional[BaseException]]:

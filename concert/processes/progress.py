@@ -9,13 +9,19 @@ reason) once the process's future was asked to stop.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, TextIO
 
 from concert import config
 
 
-def progress_bar(total: int, description: str) -> Any:
-    """Return a tqdm bar over ``total`` steps (disabled, and silent, unless PROGRESS_BAR is on)."""
+def progress_bar(total: int, description: str, file: Optional[TextIO] = None) -> Any:
+    """Return a tqdm bar over ``total`` steps (disabled, and silent, unless PROGRESS_BAR is on).
+
+    The bar is drawn on ``file``, standard error by default, and removed
+    when it is closed. It redraws its line with carriage returns, which only
+    a terminal shows as one line: code that may write to a pipe or a file
+    should check ``file.isatty()`` first (as ``concert demo`` does).
+    """
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, disable=not config.PROGRESS_BAR, leave=False)
+    return tqdm(total=total, desc=description, disable=not config.PROGRESS_BAR, leave=False, file=file)
