@@ -25,11 +25,13 @@ Cancellation is Concert's one mechanism (:mod:`concert.futures`): each
 consumer's future is the *current future* of its thread, so
 :func:`~concert.futures.check_cancelled` and :func:`~concert.futures.on_cancel`
 inside a consumer refer to it. A cancel request on that future wakes the
-consumer if it waits for an item, and its iterable raises
-:class:`~concurrent.futures.CancelledError` (naming the consumer and the
-reason) before handing out the next item: an item it was given is always
-its to finish. Once every consumer has ended, the producer is no longer
-pulled and is closed.
+consumer if it waits for an item and stops its intake: no further item is
+queued for it, but the items already queued (at most ``queue_size``) are
+still handed out -- they were accepted, and nothing accepted is lost --
+and then its iterable raises :class:`~concurrent.futures.CancelledError`
+(naming the consumer and the reason). An item it was given is always its
+to finish. Once no consumer takes items any more, the producer is no
+longer pulled and is closed.
 
 Consumers run in threads even when :data:`concert.config.DISABLE_ASYNC` is
 on (a broadcast needs them all at once); :func:`broadcast` then waits for
@@ -54,6 +56,7 @@ the item in hand, and their files are closed complete.
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import contextvars
 import functools
@@ -64,7 +67,7 @@ import sys
 import threading
 import time
 from concurrent.futures import CancelledError
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Set
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set
 
 import numpy as np
 
@@ -78,7 +81,7 @@ __all__ = ["Accumulate", "Average", "Result", "broadcast", "feed_queue", "null",
 LOG = logging.getLogger(__name__)
 
 _END = object()  # end of the stream
-_WAKE = object()  # put by a cancel request: look at the request (it may have been withdrawn)
+_WAKE = object()  # what get() returns when woken by a cancel request: look at the request
 
 
 def _asked_to_stop(future: Future) -> bool:
@@ -136,21 +139,98 @@ def running() -> List[Future]:
         return [job.future for job in _live]
 
 
+class _Channel:
+    """A bounded first-in, first-out queue from the distributor to one consumer, which can be closed.
+
+    Everything is guarded by ``_ready`` (a Condition on a lock of its own).
+    Once :meth:`close` has been called, :meth:`put` accepts nothing more and
+    :meth:`get` hands out what was queued before, then ``_END``: an item
+    that got in is never lost.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._items: Deque[Any] = collections.deque()
+        self._size = size
+        self._closed = False
+        self._woken = False  # a cancel request wants the consumer to look at it
+        self._putting = 0  # puts waiting for room: after a close they still queue their item
+        self._ready = threading.Condition(threading.Lock())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, item: Any) -> bool:
+        """Queue ``item``, waiting while the queue is full; ``False`` (not queued) if already closed.
+
+        A put that was waiting for room when the queue was closed still queues
+        its item (one over the bound): that item existed before the close.
+        """
+        with self._ready:
+            if self._closed:
+                return False
+            self._putting += 1
+            try:
+                while len(self._items) >= self._size and not self._closed:
+                    self._ready.wait()
+            finally:
+                self._putting -= 1
+            self._items.append(item)
+            self._ready.notify_all()
+            return True
+
+    def get(self) -> Any:
+        """Return the next item; ``_END`` once closed and empty; ``_WAKE`` after :meth:`wake`."""
+        with self._ready:
+            while not self._items and (not self._closed or self._putting) and not self._woken:
+                self._ready.wait()
+            self._woken = False
+            if self._items:
+                item = self._items.popleft()
+                self._ready.notify_all()  # a put waiting for room
+                return item
+            return _END if self._closed and not self._putting else _WAKE
+
+    def wake(self) -> None:
+        """Make a waiting (or the next) :meth:`get` return, so that the consumer checks its request."""
+        with self._ready:
+            self._woken = True
+            self._ready.notify_all()
+
+    def close(self, discard: bool = False) -> None:
+        """Accept nothing more (a waiting put returns ``False``); with ``discard``, drop what is queued."""
+        with self._ready:
+            self._closed = True
+            if discard:
+                self._items.clear()
+            self._ready.notify_all()
+
+
 class _Stream:
-    """The iterable one consumer gets: items from its queue until end of stream or a cancel request."""
+    """The iterable one consumer gets: items from its queue until end of stream or a cancel request.
+
+    A cancel request closes the queue: the items already in it are still
+    handed out (they were accepted, and nothing accepted is lost), then the
+    iterable raises ``CancelledError``.
+    """
 
     def __init__(self, outlet: _Outlet) -> None:
         self._outlet = outlet
 
     def __iter__(self) -> Iterator[Any]:
         outlet = self._outlet
-        get, future = outlet.items.get, outlet.future
+        channel, future = outlet.items, outlet.future
+        stopping = False
         while True:
-            _check(future)  # between items: the one handed out last is the consumer's to finish
-            item = get()
+            if not stopping and _asked_to_stop(future):
+                channel.close()  # between items: no more come in; those queued are still ours
+                stopping = True
+            item = channel.get()
             if item is _WAKE:
-                continue  # checked at the top; a withdrawn request goes on
+                continue  # the request is looked at above; a withdrawn one goes on
             if item is _END:
+                if stopping:
+                    raise CancelledError(future._stopped_text())
                 _check(future)  # a request at the very end still ends the consumer cancelled
                 return
             if type(item) is _Failure:
@@ -173,7 +253,7 @@ class _Outlet:
 
     def __init__(self, consumer: Callable[[Iterable[Any]], Any], queue_size: int) -> None:
         self.consumer = consumer
-        self.items: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.items = _Channel(queue_size)
         self.dead = False
         self.ended = False  # the producer's end (or failure) was put into the queue
         self.handed = 0
@@ -190,11 +270,8 @@ class _Outlet:
 
     def _wake(self) -> None:
         # The cancel action: wake the consumer if it waits for an item; its stream then
-        # raises CancelledError. A full queue needs no waking: the stream checks before each get.
-        try:
-            self.items.put_nowait(_WAKE)
-        except queue.Full:
-            pass
+        # closes its queue, hands out what is queued and raises CancelledError.
+        self.items.wake()
 
     def _run(self) -> None:
         _current.set(self.future)  # check_cancelled()/on_cancel in the consumer refer to its future
@@ -212,29 +289,27 @@ class _Outlet:
             self.dead = True
             self.future._settle(result, None)
         finally:
-            self._discard_queued()
+            # It takes nothing more: a distributor blocked on its full queue moves on. What
+            # it left queued it chose not to take (it returned or failed before the end).
+            self.items.close(discard=True)
             _leave(self)
 
-    def _discard_queued(self) -> None:
-        # Make room so that a distributor blocked on this full queue moves on.
-        while True:
-            try:
-                self.items.get_nowait()
-            except queue.Empty:
-                return
-
     def put(self, item: Any) -> None:
-        """Hand ``item`` to the consumer, waiting while its queue is full; skip it once dead.
+        """Hand ``item`` to the consumer, waiting while its queue is full; skip it once it takes no more.
 
-        A blocked put cannot hang on a dead consumer: the consumer's thread sets
-        ``dead`` first and then empties its queue.
+        A blocked put cannot hang on a consumer that has ended or is stopping:
+        both close its queue, which ends the wait.
         """
-        if not self.dead:
-            self.items.put(item)
+        if not self.dead and self.items.put(item):
             if item is _END or type(item) is _Failure:
                 self.ended = True
             else:
                 self.handed += 1
+
+    @property
+    def closed(self) -> bool:
+        """The consumer takes no more items (it ended, or a cancel request stopped its intake)."""
+        return self.dead or self.items.closed
 
     def lost(self) -> str:
         """What the exit wait logs when this consumer is still running."""
@@ -255,11 +330,12 @@ def broadcast(
     it (or the producer) raised. See the module documentation for the rules.
 
     Cancelling a future (``future.cancel()``, or Ctrl-C while waiting for
-    it) stops that consumer before its next item: its iterable raises
-    ``CancelledError``, and the future ends cancelled with a message naming
-    the consumer and the reason (``broadcast consumer write_images was
-    stopped by cancel()``). Once every consumer has ended, the producer is
-    no longer pulled and is closed.
+    it) stops that consumer's intake: it is handed the items already queued
+    for it, then its iterable raises ``CancelledError``, and the future ends
+    cancelled with a message naming the consumer and the reason
+    (``broadcast consumer write_images was stopped by cancel()``). Once no
+    consumer takes items any more, the producer is no longer pulled and is
+    closed.
 
     The producer is pulled in a thread of its own, which runs in a copy of
     the caller's :mod:`contextvars` context outside any operation; each
@@ -279,7 +355,7 @@ def broadcast(
             for item in items:
                 for outlet in outlets:
                     outlet.put(item)
-                if all(outlet.dead for outlet in outlets):
+                if all(outlet.closed for outlet in outlets):
                     close = getattr(items, "close", None)
                     if close is not None:
                         close()  # nobody listens any more: stop the producer (a camera stream, say)

@@ -283,10 +283,14 @@ def test_cancelling_a_consumer_names_it_and_the_reason(asynchronous):
     assert results(futures) == [list(range(5))]
 
 
-def test_a_cancelled_consumer_finishes_the_item_in_hand_and_takes_no_other(asynchronous):
-    gate, holding, release = threading.Event(), threading.Event(), threading.Event()
-    gate.set()
-    done = []
+def test_a_cancelled_consumer_finishes_what_was_queued_and_takes_nothing_produced_later(asynchronous):
+    holding, release = threading.Event(), threading.Event()
+    produced, done = [], []
+
+    def frames():
+        for index in range(100):
+            produced.append(index)
+            yield index
 
     def careful(items):
         for item in items:
@@ -295,13 +299,18 @@ def test_a_cancelled_consumer_finishes_the_item_in_hand_and_takes_no_other(async
                 assert release.wait(TIMEOUT)
             done.append(item)
 
-    [future] = broadcast(gated_frames(gate), careful, queue_size=4)
+    [future] = broadcast(frames(), careful, queue_size=4)
     assert holding.wait(TIMEOUT)
+    # Item 2 in hand, 3..6 queued, 7 produced and waiting for room in the queue.
+    busy_wait(lambda: produced[-1:] == [7], sleep_time=0.001, timeout=TIMEOUT)
     assert future.request_cancel("abort()")  # recorded; the consumer is busy with item 2
     release.set()
     with pytest.raises(CancelledError, match=r"careful was stopped by abort\(\)"):
         future.result(TIMEOUT)
-    assert done == [0, 1, 2]  # item 2 finished, none taken after the request
+    # Everything produced before the request was finished: the item in hand, the queued
+    # ones and the one waiting for room; nothing produced after it was taken.
+    assert done == list(range(8))
+    assert produced[-1] <= 8
 
 
 def test_a_waiting_consumer_is_woken_by_the_request(asynchronous):
