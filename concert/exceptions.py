@@ -18,6 +18,7 @@ __all__ = [
     "MessagingError",
     "NetworkingError",
     "ParameterError",
+    "ParameterNameError",
     "PoolExhaustedError",
     "ReadAccessError",
     "SoftLimitError",
@@ -49,7 +50,12 @@ class WaitError(ConcertError, TimeoutError):
 
 
 class UnitError(ConcertError, ValueError):
-    """A value was given without a unit, or with a unit of the wrong dimension."""
+    """A value is not a quantity of the kind asked for.
+
+    It has no unit, a unit of the wrong dimension (or an angle where a plain
+    number is wanted, or the other way round), or a magnitude that is not
+    one real number (a string, a bool, a complex number, an array).
+    """
 
 
 class MessagingError(ConcertError, TypeError):
@@ -65,6 +71,17 @@ class ParameterError(ConcertError, LookupError):
     """A parameter that the device does not have was asked for."""
 
 
+class ParameterNameError(ParameterError, AttributeError):
+    """An attribute name is a likely misspelling of a parameter's: ``motor.positon = 4 * q.mm``.
+
+    Raised, instead of silently creating a new attribute, for writes of
+    public attributes close to a parameter's name (see
+    :class:`~concert.parameters.Parameterizable`), and for reads of such
+    missing attributes. The message suggests the parameter. Being an
+    :class:`AttributeError`, it behaves as one for ``getattr`` and ``hasattr``.
+    """
+
+
 class AccessorNotImplementedError(ConcertError, NotImplementedError):
     """A device does not implement the getter or setter a parameter needs."""
 
@@ -78,7 +95,10 @@ class WriteAccessError(ConcertError):
 
 
 class LimitError(ConcertError, ValueError):
-    """A value lies outside a limit, or is not a finite number."""
+    """A value lies outside a limit, or is not a finite number (NaN, infinite, too large for a float).
+
+    Also raised for a limit set to NaN.
+    """
 
 
 class SoftLimitError(LimitError):

@@ -30,6 +30,8 @@ argument, so one accessor can serve several parameters.
 
 from __future__ import annotations
 
+import abc
+import difflib
 import enum
 import functools
 import itertools
@@ -43,6 +45,7 @@ from concert.exceptions import (
     LimitError,
     LockError,
     ParameterError,
+    ParameterNameError,
     ReadAccessError,
     SoftLimitError,
     UnitError,
@@ -51,12 +54,23 @@ from concert.exceptions import (
 from concert.futures import Future, async_
 from concert.interrupts import protected
 from concert.locking import ExclusiveLock
-from concert.naming import describe_value
+from concert.magnitudes import real_number, same_kind
+from concert.naming import calling, describe_value, instance_name
 from concert.operations import device_call
 from concert.polling import busy_wait
 from concert.quantities import q
 
-__all__ = ["Parameter", "ParameterValue", "Parameterizable", "Quantity", "QuantityValue"]
+__all__ = [
+    "Parameter",
+    "ParameterValue",
+    "Parameterizable",
+    "ParameterizableType",
+    "Quantity",
+    "QuantityValue",
+]
+
+#: How similar (difflib ratio) a name must be to a parameter's to be taken for a misspelling of it.
+_CLOSE = 0.8
 
 
 class Parameter:
@@ -127,7 +141,7 @@ class ParameterValue:
             def write(_instance: Any, value: Any) -> None:
                 raw_setter(value)
 
-            write.__name__ = f"_set_{parameter.name}"  # what a StateError message shows
+            write.__name__ = f"_set_{parameter.name}"  # (messages name the write instead, see write())
             self._setter = functools.partial(parameter.check(write), instance)
         else:
             self._setter = raw_setter
@@ -145,7 +159,7 @@ class ParameterValue:
         return accessor
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._label}>"
+        return self._label  # LinearMotor#1['position'], as messages and future names show it
 
     # -- description ---------------------------------------------------------------
 
@@ -178,7 +192,7 @@ class ParameterValue:
         """
         getter = self._getter
         if getter is None:
-            raise ReadAccessError(f"{self._label} cannot be read: there is no _get_{self.name}")
+            raise ReadAccessError(f"{self._label} cannot be read: it has no getter")
         try:
             value = getter()
         except AccessorNotImplementedError as error:
@@ -192,7 +206,7 @@ class ParameterValue:
         """
         getter = self._target_getter
         if getter is None:
-            raise ReadAccessError(f"{self._label} has no target: there is no _get_target_{self.name}")
+            raise ReadAccessError(f"{self._label} has no target value: it has no target getter")
         try:
             value = getter()
         except AccessorNotImplementedError as error:
@@ -202,25 +216,36 @@ class ParameterValue:
     def write(self, value: Any) -> None:
         """Write ``value`` in the calling thread; the checks of the module documentation apply.
 
+        Messages name the write as the user made it, e.g.
+        ``Camera#1.exposure_time = 2 ms is not allowed in state 'recording'``.
+
         :raises LockError: the parameter is write-locked, or exclusive access failed.
         :raises WriteAccessError: the parameter has no setter.
         :raises UnitError, LimitError: for quantities, a bad value.
         :raises StateError: the device's state does not allow the write.
         """
-        if self._write_locked:
-            raise LockError(f"{self._label} is locked for writing; refusing to set it to {value!r}")
-        setter = self._setter
-        if setter is None:
-            raise WriteAccessError(f"{self._label} cannot be written (to {value!r}): it has no setter")
-        value = self._validate(value)
-        with device_call(
-            self._instance, lambda: f"{self._instance!r}.{self.name} = {describe_value(value)}", (self._lock,)
-        ):
-            try:
-                setter(value)
-            except AccessorNotImplementedError as error:
-                raise WriteAccessError(f"{self._label} cannot be written (to {value!r}): {error}") from error
+        with calling(self._instance, functools.partial(self._describe_write, value)):
+            if self._write_locked:
+                raise LockError(
+                    f"{self._label} is locked for writing; refusing to set it to {describe_value(value)}"
+                )
+            setter = self._setter
+            if setter is None:
+                raise WriteAccessError(
+                    f"{self._label} cannot be written (to {describe_value(value)}): it has no setter"
+                )
+            checked = self._validate(value)
+            with device_call(self._instance, functools.partial(self._describe_write, value), (self._lock,)):
+                try:
+                    setter(checked)
+                except AccessorNotImplementedError as error:
+                    raise WriteAccessError(
+                        f"{self._label} cannot be written (to {describe_value(value)}): {error}"
+                    ) from error
         dispatcher.send(self, "changed")
+
+    def _describe_write(self, value: Any) -> str:
+        return f"{instance_name(self._instance)}.{self.name} = {describe_value(value)}"
 
     def _validate(self, value: Any) -> Any:
         return value
@@ -282,7 +307,7 @@ class ParameterValue:
         def reached() -> bool:
             return self.read() == value
 
-        reached.__qualname__ = f"{self._label} == {value!r}"
+        reached.__qualname__ = f"{self._label} == {describe_value(value)}"
         busy_wait(reached, sleep_time, timeout)
 
     # -- write protection --------------------------------------------------------------
@@ -381,11 +406,30 @@ class Quantity(Parameter):
 class QuantityValue(ParameterValue):
     """The value side of a :class:`Quantity`: adds units, limits and tolerance waits.
 
-    Writes accept only quantities convertible to the parameter's unit (bare
-    numbers only for dimensionless quantities), convert them to that unit,
-    and refuse NaN, infinities, values outside the soft limits
-    (:class:`~concert.exceptions.SoftLimitError`) and outside the external
-    limits (:class:`~concert.exceptions.HardLimitError`), before any accessor runs.
+    Every value -- a write, a soft limit, a ``move()`` distance, a ``wait()``
+    tolerance -- goes through one conversion, :meth:`_convert`, before any
+    accessor runs:
+
+    * it must be a quantity of this registry whose unit converts to the
+      parameter's unit, else :class:`~concert.exceptions.UnitError`. Bare
+      numbers are accepted only when the parameter's unit is
+      ``q.dimensionless``; angles are not plain numbers (``90`` or
+      ``2 * q.dimensionless`` for a position in degrees is refused: write
+      ``90 * q.deg``), nor is ``rad/s`` a ``Hz`` (see
+      :func:`concert.magnitudes.same_kind`);
+    * its magnitude must be one real number (see
+      :func:`concert.magnitudes.real_number`): ints, floats, numpy scalars
+      of every width, ``Fraction``, ``Decimal``, 0-d and 1-element arrays
+      are turned into a float; strings, bools, complex numbers and other
+      arrays are refused (:class:`~concert.exceptions.UnitError`), numbers
+      too large for a float too (:class:`~concert.exceptions.LimitError`);
+    * it must not be NaN, nor infinite (limits may be infinite)
+      (:class:`~concert.exceptions.LimitError`).
+
+    The result is a quantity in the parameter's unit with a ``float``
+    magnitude. A write must then lie within the soft limits
+    (:class:`~concert.exceptions.SoftLimitError`) and the external limits
+    (:class:`~concert.exceptions.HardLimitError`).
     """
 
     _parameter: Quantity
@@ -393,70 +437,128 @@ class QuantityValue(ParameterValue):
     def __init__(self, instance: Parameterizable, parameter: Quantity) -> None:
         super().__init__(instance, parameter)
         self._unit = parameter.unit
-        self._dimensionless = self._unit.dimensionless
+        self._units = parameter.unit._units  # the UnitsContainer, compared on every write
+        self._plain = not self._units  # q.dimensionless: bare numbers are fine
+        self._symbol = format(self._unit, "~P")  # as messages show units: mm/s, m²
+        self._code = format(self._unit, "~")  # as code writes them: q.Quantity(2, 'mm / s')
         self._limits_locked = False
         self._limits_permanent = False
         self._magnitudes: Dict[int, Tuple[Any, float]] = {}  # see _magnitude(); dict ops are atomic
-        self._lower = None if parameter.lower is None else self._convert(parameter.lower, "lower limit")
-        self._upper = None if parameter.upper is None else self._convert(parameter.upper, "upper limit")
+        self._lower = None if parameter.lower is None else self._limit(parameter.lower, "lower limit")
+        self._upper = None if parameter.upper is None else self._limit(parameter.upper, "upper limit")
 
     @property
     def unit(self) -> Any:
         """The unit values are converted to."""
         return self._unit
 
-    def _convert(self, value: Any, what: str = "value") -> Any:
-        unit = self._unit
+    def _convert(self, value: Any, what: str = "value", infinite: bool = False) -> Any:
+        """Return ``value`` in the parameter's unit with a float magnitude (see the class documentation).
+
+        ``what`` names the value in messages (``'lower limit'``, ``'move by'``);
+        ``infinite`` allows infinities (for limits).
+
+        :raises UnitError: not a quantity of the right kind, or not one real number.
+        :raises LimitError: NaN, infinite (unless allowed), or too large for a float.
+        """
         if isinstance(value, q.Quantity):
-            if value._units == unit._units:  # the common case: no conversion at all
-                return value
+            magnitude, units = value._magnitude, value._units
+            if type(magnitude) is float and units == self._units and math.isfinite(magnitude):
+                return value  # the common case: nothing to do
+            number = self._real(magnitude, value, what)
+            if units != self._units:
+                if not same_kind(units, self._units):
+                    if not units:  # 2 * q.dimensionless for an angle: a bare number in disguise
+                        raise UnitError(self._not_a_quantity(value, what, number))
+                    raise UnitError(
+                        f"{self._prefix(what)}{describe_value(value)} cannot be expressed in {self._symbol}"
+                    )
+                try:
+                    number = float(q.Quantity(number, units).m_as(self._unit))
+                except Exception as error:  # an offset unit that does not convert, say
+                    raise UnitError(
+                        f"{self._prefix(what)}{describe_value(value)} cannot be expressed in "
+                        f"{self._symbol}: {error}"
+                    ) from None
+        elif self._plain and not _looks_like_quantity(value):
+            number = self._real(value, value, what)
+        else:
+            raise UnitError(self._not_a_quantity(value, what))
+        if number != number or (not infinite and number in _INFINITIES):
+            advice = " (None means no limit)" if infinite else ""
+            raise LimitError(f"{self._prefix(what)}{describe_value(value)} is not a finite number{advice}")
+        return q.Quantity(number, self._unit)
+
+    def _prefix(self, what: str) -> str:
+        return f"{self._label}: " if what == "value" else f"{self._label}: {what} "
+
+    def _real(self, magnitude: Any, value: Any, what: str) -> float:
+        try:
+            return real_number(magnitude)
+        except (UnitError, LimitError) as error:
+            raise type(error)(f"{self._prefix(what)}{describe_value(value)} {error}") from None
+
+    def _not_a_quantity(self, value: Any, what: str, number: Optional[float] = None) -> str:
+        """The message refusing a bare number (or a plain-number quantity): how to write it instead."""
+        shown = describe_value(value)
+        symbol = self._symbol
+        if _looks_like_quantity(value) and not isinstance(value, q.Quantity):
+            return (
+                f"{self._prefix(what)}{shown} is a quantity of another pint registry, "
+                f"not one in {symbol} (use concert.quantities.q)"
+            )
+        if number is None:
             try:
-                return value.to(unit)
-            except Exception as error:
-                raise UnitError(
-                    f"{self._label}: {what} {value!r} cannot be expressed in {unit:~}: {error}"
-                ) from None
-        if self._dimensionless and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return q.Quantity(value, unit)
-        symbol = f"{unit:~}"
-        example = f"2 * q.{symbol}" if symbol.isidentifier() else f"q.Quantity(2, {symbol!r})"
-        raise UnitError(
-            f"{self._label}: {what} {value!r} is not a quantity in {symbol} (write e.g. {example})"
-        )
+                number = real_number(value)
+            except (UnitError, LimitError):
+                number = 2.0
+        example = f"{number:g}" if math.isfinite(number) else "2"
+        code = self._code
+        example = f"{example} * q.{code}" if code.isidentifier() else f"q.Quantity({example}, {code!r})"
+        return f"{self._prefix(what)}{shown} is not a quantity in {symbol} (write e.g. {example})"
+
+    def _limit(self, value: Any, what: str) -> Any:
+        return self._convert(value, what, infinite=True)
 
     def _validate(self, value: Any) -> Any:
         converted = self._convert(value)
-        try:
-            number = float(converted.magnitude)
-        except (TypeError, ValueError):
-            raise UnitError(f"{self._label}: {value!r} is not a single number in {self._unit:~}") from None
-        if not math.isfinite(number):
-            raise LimitError(f"{self._label}: {value!r} is not a finite number")
-        # Limits are compared as plain numbers in the parameter's unit: pint comparisons are slow.
+        number = converted._magnitude
+        # Limits are compared as plain numbers in the parameter's unit (pint comparisons are
+        # slow), written so that a NaN limit refuses instead of letting everything through.
         lower, upper = self.lower, self.upper
-        if lower is not None and number < self._magnitude(lower):
-            raise SoftLimitError(f"{self._label}: {value!r} is below the soft limit {lower:~}")
-        if upper is not None and number > self._magnitude(upper):
-            raise SoftLimitError(f"{self._label}: {value!r} is above the soft limit {upper:~}")
+        if lower is not None and not number >= self._magnitude(lower, "soft lower limit"):
+            raise SoftLimitError(self._outside(value, converted, "below the soft limit", lower))
+        if upper is not None and not number <= self._magnitude(upper, "soft upper limit"):
+            raise SoftLimitError(self._outside(value, converted, "above the soft limit", upper))
         parameter = self._parameter
         if parameter.external_lower_getter is not None:
             limit = parameter.external_lower_getter(self._instance)
-            if limit is not None and number < self._magnitude(limit):
-                raise HardLimitError(f"{self._label}: {value!r} is below the hardware limit {limit:~}")
+            if limit is not None and not number >= self._magnitude(limit, "hardware lower limit"):
+                raise HardLimitError(self._outside(value, converted, "below the hardware limit", limit))
         if parameter.external_upper_getter is not None:
             limit = parameter.external_upper_getter(self._instance)
-            if limit is not None and number > self._magnitude(limit):
-                raise HardLimitError(f"{self._label}: {value!r} is above the hardware limit {limit:~}")
+            if limit is not None and not number <= self._magnitude(limit, "hardware upper limit"):
+                raise HardLimitError(self._outside(value, converted, "above the hardware limit", limit))
         return converted
 
-    def _magnitude(self, limit: Any) -> float:
-        """``limit`` as a number in the parameter's unit, remembering the last few conversions."""
+    def _outside(self, value: Any, converted: Any, where: str, limit: Any) -> str:
+        shown = describe_value(value)
+        in_unit = describe_value(converted)
+        if in_unit != shown:
+            shown = f"{shown} (= {in_unit})"
+        return f"{self._label}: {shown} is {where} {describe_value(limit)}"
+
+    def _magnitude(self, limit: Any, what: str) -> float:
+        """``limit`` as a number in the parameter's unit, remembering the last few conversions.
+
+        :raises UnitError, LimitError: the limit itself is no quantity of the right kind, or NaN.
+        """
         cache = self._magnitudes
         key = id(limit)
         cached = cache.get(key)
         if cached is not None and cached[0] is limit:
             return cached[1]
-        magnitude = float(self._convert(limit, "limit").magnitude)
+        magnitude = self._limit(limit, what)._magnitude
         if len(cache) > 8:
             cache.clear()
         cache[key] = (limit, magnitude)  # keeps `limit` alive, so its id cannot be reused
@@ -472,21 +574,32 @@ class QuantityValue(ParameterValue):
     def _check_limits_unlocked(self, what: str, value: Any) -> None:
         if self._limits_locked:
             raise LockError(
-                f"{self._label}: limits are locked; refusing to set the {what} limit to {value!r}"
+                f"{self._label}: limits are locked; refusing to set the {what} limit "
+                f"to {describe_value(value)}"
             )
 
     @property
     def lower(self) -> Any:
-        """The lower soft limit (``None``: none)."""
+        """The lower soft limit (``None``: none).
+
+        Setting it converts as a write does (:class:`~concert.exceptions.UnitError`
+        for a bare number or a wrong unit, :class:`~concert.exceptions.LimitError`
+        for NaN); ``None`` switches the limit off. It cannot exceed :attr:`upper`.
+        """
         getter = self._parameter.user_lower_getter
         return getter(self._instance) if getter is not None else self._lower
 
     @lower.setter
     def lower(self, value: Any) -> None:
         self._check_limits_unlocked("lower", value)
-        value = None if value is None else self._convert(value, "lower limit")
-        if value is not None and self.upper is not None and value > self.upper:
-            raise LimitError(f"{self._label}: lower limit {value:~} above the upper limit {self.upper:~}")
+        if value is not None:
+            value = self._limit(value, "lower limit")
+            upper = self.upper
+            if upper is not None and value._magnitude > self._magnitude(upper, "soft upper limit"):
+                raise LimitError(
+                    f"{self._label}: lower limit {describe_value(value)} above the upper limit "
+                    f"{describe_value(upper)}"
+                )
         setter = self._parameter.user_lower_setter
         if setter is not None:
             setter(self._instance, value)
@@ -494,16 +607,21 @@ class QuantityValue(ParameterValue):
 
     @property
     def upper(self) -> Any:
-        """The upper soft limit (``None``: none)."""
+        """The upper soft limit (``None``: none); set as :attr:`lower`, never below it."""
         getter = self._parameter.user_upper_getter
         return getter(self._instance) if getter is not None else self._upper
 
     @upper.setter
     def upper(self, value: Any) -> None:
         self._check_limits_unlocked("upper", value)
-        value = None if value is None else self._convert(value, "upper limit")
-        if value is not None and self.lower is not None and value < self.lower:
-            raise LimitError(f"{self._label}: upper limit {value:~} below the lower limit {self.lower:~}")
+        if value is not None:
+            value = self._limit(value, "upper limit")
+            lower = self.lower
+            if lower is not None and value._magnitude < self._magnitude(lower, "soft lower limit"):
+                raise LimitError(
+                    f"{self._label}: upper limit {describe_value(value)} below the lower limit "
+                    f"{describe_value(lower)}"
+                )
         setter = self._parameter.user_upper_setter
         if setter is not None:
             setter(self._instance, value)
@@ -529,27 +647,62 @@ class QuantityValue(ParameterValue):
 
         Without ``eps`` the value must compare equal.
         """
-        target = self._convert(value)
+        target = self._convert(value, "wait for")
         tolerance = None if eps is None else self._convert(eps, "eps")
 
         def reached() -> bool:
             current = self.read()
             return current == target if tolerance is None else abs(current - target) <= tolerance
 
-        shown = f"{target:~}" if tolerance is None else f"{target:~} ± {tolerance:~}"
+        shown = describe_value(target)
+        if tolerance is not None:
+            shown += f" ± {describe_value(tolerance)}"
         reached.__qualname__ = f"{self._label} == {shown}"
         busy_wait(reached, sleep_time, timeout)
 
 
 Quantity.value_class = QuantityValue
 
+_INFINITIES = (math.inf, -math.inf)
 
-class Parameterizable:
+
+def _looks_like_quantity(value: Any) -> bool:
+    """A pint quantity, maybe of another registry (this module's registry is checked first)."""
+    return hasattr(value, "magnitude") and hasattr(value, "units") and hasattr(value, "to")
+
+
+class ParameterizableType(abc.ABCMeta):
+    """The metaclass of :class:`Parameterizable`: it marks an instance constructed once ``__init__`` returned.
+
+    Derived from :class:`abc.ABCMeta`, so that a device class may also
+    derive from :class:`abc.ABC`.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        instance = super().__call__(*args, **kwargs)
+        if isinstance(instance, Parameterizable):
+            instance.__dict__["_concert_constructed"] = True
+        return instance
+
+
+class Parameterizable(metaclass=ParameterizableType):
     """A collection of parameters: iterate it, index it by name, read and write attributes.
 
     ``obj['name']`` is the :class:`ParameterValue`; iterating yields them
     sorted by name; ``obj.get_<name>()`` and ``obj.set_<name>(value)`` return
     futures.
+
+    Misspelt parameter names raise instead of doing nothing: once the object
+    is constructed (every ``__init__`` of its classes has returned), writing
+    a public attribute (no leading underscore) that neither the instance nor
+    its class has, and whose name is close to a parameter's (``positon``
+    for ``position``), raises :class:`~concert.exceptions.ParameterNameError`
+    (an :class:`AttributeError`) suggesting the parameter. Every other
+    attribute write works as for any object: private ``_x`` attributes,
+    attributes the class declares (in its body, properties), attributes set
+    in any ``__init__``, and new attributes whose names are not close to a
+    parameter's. Reading a missing attribute close to a parameter's name
+    suggests it too.
     """
 
     _concert_parameters: ClassVar[Dict[str, Parameter]] = {}
@@ -579,9 +732,11 @@ class Parameterizable:
     def __getitem__(self, name: str) -> ParameterValue:
         try:
             return self._parameter_values[name]
-        except KeyError:
+        except (KeyError, TypeError):
             known = ", ".join(sorted(self._parameter_values)) or "none"
-            raise ParameterError(f"{self!r} has no parameter {name!r} (it has: {known})") from None
+            close = self._closest_parameter(name) if isinstance(name, str) else None
+            hint = f"; did you mean {close!r}?" if close is not None else ""
+            raise ParameterError(f"{self!r} has no parameter {name!r}{hint} (it has: {known})") from None
 
     def __contains__(self, name: str) -> bool:
         return name in self._parameter_values
@@ -591,12 +746,38 @@ class Parameterizable:
 
     def __getattr__(self, attribute: str) -> Any:
         # Only reached when normal lookup fails: get_<name>() and set_<name>(value).
-        if attribute[:4] in ("get_", "set_"):
+        prefix = attribute[:4] if attribute[:4] in ("get_", "set_") else ""
+        if prefix:
             values = self.__dict__.get("_parameter_values", {})
             value = values.get(attribute[4:])
             if value is not None:
-                return value.get if attribute[0] == "g" else value.set
+                return value.get if prefix == "get_" else value.set
+        if attribute[:1] != "_":
+            close = self._closest_parameter(attribute[len(prefix) :])
+            if close is not None:
+                raise ParameterNameError(
+                    f"{self!r} has no attribute {attribute!r}; did you mean {prefix + close!r}?"
+                )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The rule of the class documentation; the fast paths first.
+        if name[:1] != "_" and name not in self.__dict__ and self.__dict__.get("_concert_constructed"):
+            if not hasattr(type(self), name):
+                close = self._closest_parameter(name)
+                if close is not None:
+                    raise ParameterNameError(
+                        f"{self!r} has no parameter {name!r}; did you mean {close!r}? "
+                        f"(refusing to set {name!r} to {describe_value(value)}; an attribute of that "
+                        "name must be declared on the class or set in __init__)"
+                    )
+        super().__setattr__(name, value)
+
+    def _closest_parameter(self, name: str) -> Optional[str]:
+        """The parameter whose name is closest to ``name`` (a likely misspelling of it), or ``None``."""
+        names = self.__dict__.get("_parameter_values", ())
+        close = difflib.get_close_matches(name, names, n=1, cutoff=_CLOSE)
+        return close[0] if close else None
 
     def install_parameters(self, params: Dict[str, Parameter]) -> None:
         """Add ``params`` (name → :class:`Parameter`) to this instance only.

@@ -26,6 +26,10 @@ Rules:
   method does are atomic: a call made while another runs fails at once if
   the state is already wrong, and otherwise waits for it and is checked
   again -- of two concurrent ``open()`` calls, the second finds the shutter open.
+  The message names the call the user made, not the private method that
+  checks: ``LinearMotor#1.move(+5 mm) is not allowed in state 'error' (only
+  in 'standby', 'hard-limit')``, ``Camera#1.exposure_time = 2 ms is not
+  allowed in state 'recording' (only in 'standby')``.
 * In :func:`transition`, an exception puts the device into ``'error'`` and
   keeps its message in ``device[state_name].error``; a cancellation
   (``CancelledError``, Ctrl-C) ends in ``target`` as a normal return does.
@@ -52,6 +56,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 from concert.dispatcher import dispatcher
 from concert.exceptions import StateError, WriteAccessError
 from concert.interrupts import interruptibly, protected
+from concert.naming import calling, current_call, describe_call, describe_value
 from concert.operations import device_call
 from concert.parameters import Parameter, ParameterValue
 
@@ -111,7 +116,8 @@ class StateValue(ParameterValue):
 
     def write(self, value: Any) -> None:
         raise WriteAccessError(
-            f"{self._label} cannot be set (to {value!r}): states change only through the device's methods"
+            f"{self._label} cannot be set (to {describe_value(value)}): "
+            "states change only through the device's methods"
         )
 
     @protected
@@ -144,7 +150,9 @@ def check(source: States = "*", target: States = "*", state_name: str = "state")
     runs fails at once if the state is already wrong, and otherwise waits
     for it and is checked again.
 
-    :raises StateError: before the method runs, naming the device, the call and the state.
+    :raises StateError: before the method runs, naming the call the user made
+        (``LinearMotor#1.move(+5 mm)``, ``Camera#1.exposure_time = 2 ms``, see
+        :func:`concert.naming.calling`) and the state.
     """
     sources, targets = _as_states(source), _as_states(target)
 
@@ -154,30 +162,28 @@ def check(source: States = "*", target: States = "*", state_name: str = "state")
                 return
             state = instance[state_name].read()
             if state not in sources:
+                call = current_call(instance) or describe_call(func, (instance, *args), kwargs)
                 raise StateError(
                     state,
-                    f"{instance!r}: {_call_text(func, args, kwargs)} is not allowed in "
-                    f"{state_name} {state!r} (only in {', '.join(map(repr, sources))})",
+                    f"{call} is not allowed in {state_name} {state!r} "
+                    f"(only in {', '.join(map(repr, sources))})",
                 )
 
         @functools.wraps(func)
         def checked(instance: Any, *args: Any, **kwargs: Any) -> Any:
-            slot = getattr(instance, "_slot", None)
-            if slot is not None and slot._operation is not None:
-                verify(instance, args, kwargs)  # fail fast while another call runs (a racy peek)
-            with device_call(instance, (func, (instance, *args), kwargs), slot=True):
-                verify(instance, args, kwargs)
-                return func(instance, *args, **kwargs)
+            call = (func, (instance, *args), kwargs)
+            with calling(instance, lambda: describe_call(*call)):
+                slot = getattr(instance, "_slot", None)
+                if slot is not None and slot._operation is not None:
+                    verify(instance, args, kwargs)  # fail fast while another call runs (a racy peek)
+                with device_call(instance, call, slot=True):
+                    verify(instance, args, kwargs)
+                    return func(instance, *args, **kwargs)
 
         checked.check_info = (sources, targets, state_name)
         return checked
 
     return decorate
-
-
-def _call_text(func: Callable, args: tuple, kwargs: dict) -> str:
-    shown = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
-    return f"{func.__name__}({', '.join(shown)})"
 
 
 def transition(

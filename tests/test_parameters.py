@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
 import pytest
 
 from concert.base import (
@@ -25,8 +29,9 @@ from concert.base import (
 )
 from concert.devices.base import Device
 from concert.dispatcher import dispatcher
-from concert.exceptions import ConcertError, WaitError
+from concert.exceptions import ConcertError, ParameterNameError, WaitError
 from concert.futures import Future
+from concert.naming import describe_value
 from concert.quantities import q
 from tests.conftest import TIMEOUT
 
@@ -189,11 +194,11 @@ BAD_POSITIONS = [
     (5, UnitError, r"Stage#\d+\['position'\].*5.*not a quantity in mm"),
     ("5 mm", UnitError, r"'5 mm'"),
     (None, UnitError, r"None"),
-    (3 * q.s, UnitError, r"3.*second.*cannot be expressed in mm"),
+    (3 * q.s, UnitError, r"\['position'\]: 3 s cannot be expressed in mm"),
     (float("nan") * q.mm, LimitError, r"nan.*not a finite number"),
     (float("inf") * q.mm, LimitError, r"inf.*not a finite number"),
     (11 * q.mm, SoftLimitError, r"11.*above the soft limit 10"),
-    (-2 * q.m, SoftLimitError, r"-2.*meter.*below the soft limit -10"),
+    (-2 * q.m, SoftLimitError, r"-2 m \(= -2000 mm\) is below the soft limit -10 mm"),
     ([1, 2] * q.mm, UnitError, r"not a single number"),
 ]
 
@@ -260,9 +265,8 @@ def test_device_lock_applies_to_all_parameters(stage):
 
 def test_state_check_on_parameter_write(stage):
     stage["state"]._change("moving")
-    with pytest.raises(
-        StateError, match=r"Stage#\d+: _set_guarded\(<Quantity\(1, 'millimeter'\)>\).*'moving'"
-    ):
+    message = r"^Stage#\d+\.guarded = 1 mm is not allowed in state 'moving' \(only in 'standby'\)$"
+    with pytest.raises(StateError, match=message):
         stage.guarded = 1 * q.mm
     assert stage.calls == [] and stage.guarded == 0 * q.mm
 
@@ -408,3 +412,353 @@ def test_str_is_a_table_of_readable_parameters(stage):
     assert text.startswith(repr(stage))
     for row in ("position", "0 mm", "speed", "1.0 mm / s", "state", "standby", "label"):
         assert row in text
+
+
+# -- issue 8: magnitudes are normalised or refused in one place ------------------------------
+
+NUMPY_INTEGERS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+GOOD_MAGNITUDES = [
+    *[(kind(7), 7.0) for kind in NUMPY_INTEGERS],
+    (np.float16(0.5), 0.5),
+    (np.float32(0.25), 0.25),
+    (np.longdouble(1.5), 1.5),
+    (7, 7.0),
+    (Fraction(1, 4), 0.25),
+    (Decimal("0.01"), 0.01),
+    (np.array(3), 3.0),
+    (np.array([4.5]), 4.5),
+    (np.array([[2]], dtype=np.uint8), 2.0),
+]
+
+
+@pytest.mark.parametrize(
+    "magnitude, number", GOOD_MAGNITUDES, ids=[f"{type(m).__name__}-{m!r}" for m, _ in GOOD_MAGNITUDES]
+)
+def test_real_magnitudes_become_floats_before_the_accessor(stage, magnitude, number):
+    stage.position = q.Quantity(magnitude, q.mm)
+    ((name, written),) = stage.calls
+    assert name == "position" and type(written.magnitude) is float and written.magnitude == number
+    assert written.units == q.mm
+    stage.gain = magnitude  # a bare number, for a dimensionless parameter
+    assert type(stage.calls[-1][1].magnitude) is float and stage.gain.magnitude == number
+
+
+def test_converted_magnitudes_become_floats_too(stage):
+    stage.position = q.Quantity(np.uint8(255), q.um)  # 255 * 1000 would overflow a uint8
+    assert stage.calls[-1][1] == 0.255 * q.mm and type(stage.calls[-1][1].magnitude) is float
+    stage.speed = q.Quantity(Decimal("0.5"), q.cm / q.s)
+    assert stage.calls[-1][1] == 5 * q.mm / q.s
+
+
+BAD_MAGNITUDES = [
+    (q.Quantity("5", "mm"), UnitError, r"'5' mm is a string, not a number"),
+    (q.Quantity(np.array([True]), "mm"), UnitError, r"\[True\] mm is a bool, not a number"),
+    (q.Quantity(np.bool_(False), "mm"), UnitError, r"False mm is a bool"),
+    (q.Quantity(1 + 2j, "mm"), UnitError, r"\(1\+2j\) mm is not a real number"),
+    (
+        q.Quantity(np.array([]), "mm"),
+        UnitError,
+        r"<array 0 float64> mm is not a single number \(an array of shape 0\)",
+    ),
+    (q.Quantity(np.zeros((2, 2)), "mm"), UnitError, r"<array 2x2 float64> mm is not a single number"),
+    (q.Quantity(10**400, "mm"), LimitError, r"1e\+400 mm is too large to be a floating-point number"),
+    (q.Quantity(-(10**400), "um"), LimitError, r"-1e\+400 µm is too large"),
+    (
+        q.Quantity(Fraction(10**400, 3), "mm"),
+        LimitError,
+        r"Fraction\(1000.* mm is too large to be a floating-point",
+    ),
+    (q.Quantity(Decimal("1e400"), "mm"), LimitError, r"1E\+400 mm is too large"),
+    (q.Quantity(Decimal("NaN"), "mm"), LimitError, r"NaN mm is not a finite number"),
+    (q.Quantity(Decimal("sNaN"), "mm"), LimitError, r"sNaN mm is not a usable number"),
+    (q.Quantity(np.longdouble("1e4000"), "mm"), LimitError, r"np.longdouble\('1e\+4000'\) mm is too large"),
+    (1e306 * q.km, LimitError, r"1e\+306 km is not a finite number"),  # inf once in mm
+    (True, UnitError, r"True is not a quantity in mm"),
+    (np.int32(5), UnitError, r"5 is not a quantity in mm \(write e.g. 5 \* q.mm\)"),
+    (Decimal("0.5"), UnitError, r"Decimal\('0.5'\) is not a quantity in mm \(write e.g. 0.5 \* q.mm\)"),
+    (10**400, UnitError, r"1e\+400 is not a quantity in mm"),
+]
+
+
+@pytest.mark.parametrize("value, error, message", BAD_MAGNITUDES, ids=[m for _, _, m in BAD_MAGNITUDES])
+def test_bad_magnitudes_are_refused_before_the_accessor(stage, value, error, message):
+    stage.position = 1 * q.mm
+    stage.calls.clear()
+    with pytest.raises(error, match=rf"^Stage#\d+\['position'\]: {message}") as info:
+        stage.position = value
+    assert isinstance(info.value, ConcertError)
+    with pytest.raises(error):
+        stage["position"].set(value).join(TIMEOUT)
+    with pytest.raises(error):
+        stage["position"].lower = value
+    assert stage.calls == [] and stage.position == 1 * q.mm and stage.state == "standby"
+    assert stage["position"].lower == -10 * q.mm
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(True), "3", 1 + 0j, None, [3], np.array([1, 2])])
+def test_dimensionless_parameters_refuse_what_is_not_one_real_number(stage, value):
+    with pytest.raises(UnitError, match=r"Stage#\d+\['gain'\]"):
+        stage.gain = value
+    assert stage.calls == [] and stage.gain == 1 * q.dimensionless
+
+
+def test_quantities_of_another_registry_are_named_as_such(stage):
+    import pint
+
+    other = pint.UnitRegistry()
+    with pytest.raises(UnitError, match="another pint registry"):
+        stage.position = 1 * other.mm
+    with pytest.raises(UnitError, match="another pint registry"):
+        stage.gain = 1 * other.dimensionless
+    assert stage.calls == []
+
+
+# -- issue 8: NaN limits, limits of the wrong kind -----------------------------------------
+
+
+@pytest.mark.parametrize("side", ["lower", "upper"])
+def test_a_nan_limit_is_refused_and_the_old_limit_kept(stage, side):
+    value = stage["position"]
+    before = getattr(value, side)
+    with pytest.raises(LimitError, match=rf"\['position'\]: {side} limit nan mm is not a finite number"):
+        setattr(value, side, float("nan") * q.mm)
+    with pytest.raises(LimitError):
+        setattr(value, side, q.Quantity(np.float32("nan"), q.m))
+    assert getattr(value, side) == before
+    with pytest.raises(SoftLimitError):
+        stage.position = -500 * q.mm if side == "lower" else 500 * q.mm
+    assert stage.calls == []
+
+
+@pytest.mark.parametrize(
+    "limit, error",
+    [
+        (5, UnitError),
+        (5.0, UnitError),
+        (1 * q.s, UnitError),
+        (q.Quantity("1", "mm"), UnitError),
+        ("1 mm", UnitError),
+    ],
+)
+def test_limits_of_the_wrong_kind_are_refused(stage, limit, error):
+    with pytest.raises(error, match=r"Stage#\d+\['position'\]: lower limit"):
+        stage["position"].lower = limit
+    assert stage["position"].lower == -10 * q.mm
+
+
+def test_infinite_limits_mean_what_they_say(stage):
+    stage["position"].upper = float("inf") * q.mm
+    stage.position = 500 * q.mm
+    stage["position"].lower = -float("inf") * q.mm
+    stage.position = -500 * q.mm
+    assert stage.position == -500 * q.mm
+
+
+def test_a_nan_limit_from_a_getter_refuses_every_write():
+    class Drifting(Parameterizable):
+        position = Quantity(
+            q.mm,
+            fget=lambda self: 0 * q.mm,
+            fset=lambda self, value: self.written.append(value),
+            user_lower_getter=lambda self: float("nan") * q.mm,
+            external_upper_getter=lambda self: self.hardware_upper,
+        )
+
+        def __init__(self):
+            self.written = []
+            self.hardware_upper = None
+            super().__init__()
+
+    drifting = Drifting()
+    with pytest.raises(LimitError, match=r"soft lower limit nan mm is not a finite number"):
+        drifting.position = 1 * q.mm
+    drifting["position"].lower = None  # no user setter: only the stored limit changes; still NaN
+    drifting.hardware_upper = float("nan") * q.mm
+    with pytest.raises(LimitError):
+        drifting.position = 1 * q.mm
+    assert drifting.written == []
+
+
+# -- issue 8: angles are not plain numbers --------------------------------------------------
+
+
+class Goniometer(Parameterizable):
+    angle = Quantity(
+        q.deg, fget=lambda self: self._angle, fset=lambda self, value: setattr(self, "_angle", value)
+    )
+    spin = Quantity(
+        q.Hz, fget=lambda self: self._spin, fset=lambda self, value: setattr(self, "_spin", value)
+    )
+
+    def __init__(self):
+        self._angle = 0 * q.deg
+        self._spin = 0 * q.Hz
+        super().__init__()
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (90, r"90 is not a quantity in deg \(write e.g. 90 \* q.deg\)"),
+        (90.0, r"90.0 is not a quantity in deg \(write e.g. 90 \* q.deg\)"),
+        (np.float64(1.5), r"np.float64\(1.5\) is not a quantity in deg \(write e.g. 1.5 \* q.deg\)"),
+        (2 * q.dimensionless, r"2 is not a quantity in deg \(write e.g. 2 \* q.deg\)"),
+        (50 * q.percent, r"50 % cannot be expressed in deg"),
+        (3 * q.count, r"3 count cannot be expressed in deg"),
+    ],
+)
+def test_angles_refuse_plain_numbers(value, message):
+    goniometer = Goniometer()
+    with pytest.raises(UnitError, match=rf"^Goniometer#\d+\['angle'\]: {message}$"):
+        goniometer.angle = value
+    assert goniometer.angle == 0 * q.deg
+
+
+def test_angles_convert_between_angle_units_only():
+    goniometer = Goniometer()
+    goniometer.angle = 0.5 * q.turn
+    assert goniometer.angle == 180 * q.deg
+    goniometer.angle = np.pi / 2 * q.rad
+    assert goniometer.angle.magnitude == pytest.approx(90)
+    with pytest.raises(UnitError, match=r"\['spin'\]: 1 rad/s cannot be expressed in Hz"):
+        goniometer.spin = 1 * q.rad / q.s  # pint would take it for 1 Hz
+    goniometer.spin = 2 / q.s
+    assert goniometer.spin == 2 * q.Hz
+
+
+# -- issue 8: a misspelt attribute write raises, suggesting the parameter ---------------------
+
+
+def test_a_misspelt_parameter_write_raises_and_changes_nothing(stage):
+    with pytest.raises(
+        AttributeError, match=r"Stage#\d+ has no parameter 'positon'; did you mean 'position'\?"
+    ) as info:
+        stage.positon = 4 * q.mm
+    assert isinstance(info.value, ParameterNameError) and isinstance(info.value, ParameterError)
+    assert "4 mm" in str(info.value)
+    assert not hasattr(stage, "positon") and "positon" not in vars(stage)
+    assert stage.calls == [] and stage.position == 0 * q.mm
+    with pytest.raises(ParameterNameError, match="did you mean 'speed'"):
+        stage.sped = 1 * q.mm / q.s
+
+
+def test_misspelt_reads_and_lookups_suggest_the_parameter(stage):
+    with pytest.raises(AttributeError, match="has no attribute 'positon'; did you mean 'position'"):
+        stage.positon  # noqa: B018
+    with pytest.raises(AttributeError, match="did you mean 'set_position'"):
+        stage.set_positon  # noqa: B018
+    with pytest.raises(ParameterError, match="no parameter 'positon'; did you mean 'position'"):
+        stage["positon"]
+    assert getattr(stage, "positon", None) is None and not hasattr(stage, "positon")
+    with pytest.raises(AttributeError) as info:
+        stage.nothing_like_it  # noqa: B018
+    assert "did you mean" not in str(info.value)
+
+
+def test_attributes_a_class_defines_keep_working():
+    class Logged(Device):
+        position = Quantity(q.mm, fget=lambda self: 0 * q.mm, fset=lambda self, value: None)
+        positions = None  # declared in the class body, close to 'position'
+
+        def __init__(self):
+            super().__init__()
+            self.positons = []  # set in __init__ after super().__init__(): allowed, however close
+            self._positon = 1  # private: always allowed
+
+        @property
+        def positio(self):
+            return self._positon
+
+        @positio.setter
+        def positio(self, value):
+            self._positon = value
+
+    class Subclass(Logged):
+        def __init__(self):
+            super().__init__()
+            self.positiom = "set after the base class's __init__"
+
+    logged = Subclass()
+    logged.positions = [1]
+    logged.positons = [2]
+    logged.positio = 3
+    logged._positon_too = 4
+    logged.notes = "not close to any parameter"
+    logged.positiom = "again"
+    assert (logged.positions, logged.positons, logged.positio, logged.notes) == ([1], [2], 3, logged.notes)
+    with pytest.raises(ParameterNameError):
+        logged.positoin = 5 * q.mm
+
+
+def test_a_device_can_also_be_an_abc():
+    import abc
+
+    class Abstract(Device, abc.ABC):
+        @abc.abstractmethod
+        def shape(self): ...
+
+    class Concrete(Abstract):
+        gain = Quantity(q.dimensionless, fget=lambda self: 1, fset=lambda self, value: None)
+
+        def shape(self):
+            return "round"
+
+    with pytest.raises(TypeError):
+        Abstract()
+    concrete = Concrete()
+    with pytest.raises(ParameterNameError):
+        concrete.gainn = 2
+
+
+# -- issue 8: messages in user terms ----------------------------------------------------------
+
+
+def test_value_objects_are_named_as_messages_show_them(stage):
+    assert repr(stage["position"]) == f"{stage!r}['position']"
+    refused = stage["position"].set(20 * q.mm)
+    with pytest.raises(SoftLimitError):
+        refused.join(TIMEOUT)
+    assert refused.name == f"{stage!r}['position'].set(+20 mm)"
+
+
+def test_refusals_show_values_in_user_terms(stage):
+    stage["position"].lock()
+    with pytest.raises(LockError, match=r"is locked for writing; refusing to set it to 2 ms$"):
+        stage.position = 2 * q.ms
+    stage["position"].unlock()
+    with pytest.raises(SoftLimitError, match=r": 10.0000001 mm is above the soft limit 10 mm$"):
+        stage.position = 10.0000001 * q.mm
+    with pytest.raises(UnitError, match=r": 5 mm/s cannot be expressed in mm$"):
+        stage.position = 5 * q.mm / q.s
+    stage["position"].lock_limits()
+    with pytest.raises(LockError, match=r"refusing to set the upper limit to 1 m$"):
+        stage["position"].upper = 1 * q.m
+
+
+@pytest.mark.parametrize(
+    "value, signed, text",
+    [
+        (2 * q.ms, False, "2 ms"),
+        (5 * q.mm, True, "+5 mm"),
+        (-5 * q.mm, True, "-5 mm"),
+        (0.002 * q.s, False, "0.002 s"),
+        (1000.0000001 * q.mm, False, "1000.0000001 mm"),
+        (5 * q.mm / q.s, False, "5 mm/s"),
+        (3 * q.dimensionless, False, "3"),
+        (float("nan") * q.mm, True, "nan mm"),
+        (q.Quantity("5", "mm"), False, "'5' mm"),
+        (q.Quantity(np.array([True]), "mm"), False, "[True] mm"),
+        (q.Quantity(10**400, "mm"), False, "1e+400 mm"),
+        (q.Quantity(Decimal("0.01"), "s"), False, "0.01 s"),
+        (q.Quantity(np.array(4), "mm"), False, "4 mm"),
+        (q.Quantity(np.arange(3), "mm"), False, "[0, 1, 2] mm"),
+        (np.zeros((4, 4), dtype=np.uint16), False, "<array 4x4 uint16>"),
+        (1.0, False, "1.0"),
+        (10**400, False, "1e+400"),
+        ("text", False, "'text'"),
+        ("x" * 100, False, "'" + "x" * 36 + "..."),
+    ],
+)
+def test_values_are_described_in_user_terms(value, signed, text):
+    assert describe_value(value, signed=signed) == text

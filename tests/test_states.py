@@ -7,11 +7,14 @@ from concurrent.futures import CancelledError
 
 import pytest
 
-from concert.base import State, StateError, WriteAccessError, check, transition
+from concert import states
+from concert.base import Quantity, State, StateError, WriteAccessError, check, transition
 from concert.devices.base import Device
 from concert.dispatcher import dispatcher
 from concert.futures import async_, on_cancel
+from concert.naming import calling, current_call, describe_call
 from concert.polling import busy_wait
+from concert.quantities import q
 from tests.conftest import TIMEOUT
 
 
@@ -68,7 +71,7 @@ def test_check_refuses_wrong_state_before_doing_anything(asynchronous):
     busy_wait(lambda: obj.state == "moving", sleep_time=0.001, timeout=TIMEOUT)
     second = obj.move()
     with pytest.raises(
-        StateError, match=r"SomeObject#\d+: move\(\) is not allowed in state 'moving'"
+        StateError, match=r"^SomeObject#\d+\.move\(\) is not allowed in state 'moving' \(only in 'standby'\)$"
     ) as info:
         second.join(TIMEOUT)
     assert info.value.error_state == "moving"
@@ -172,3 +175,59 @@ def test_concurrent_checked_calls_are_atomic(asynchronous):
     with pytest.raises(StateError, match="'open'"):
         second.join(TIMEOUT)
     assert shutter.opened == 1
+
+
+class Oven(Device):
+    """A public method that delegates to a private checked one, and a checked parameter."""
+
+    state = State(default="standby")
+    setpoint = Quantity(q.K, check=check(source="standby", target="standby"))
+
+    def __init__(self) -> None:
+        self._setpoint = 300 * q.K
+        super().__init__()
+
+    def _get_setpoint(self):
+        return self._setpoint
+
+    def _set_setpoint(self, value):
+        self._setpoint = value
+
+    @async_
+    def bake(self, temperature, minutes=1):
+        with calling(self, lambda: describe_call(Oven.bake, (self, temperature), {"minutes": minutes})):
+            self._heat(temperature)
+
+    @check(source="standby", target="standby")
+    def _heat(self, temperature):
+        self._setpoint = temperature
+
+
+def test_state_errors_name_the_call_the_user_made():
+    oven = Oven()
+    oven["state"]._change("error")
+    with pytest.raises(
+        StateError,
+        match=r"^Oven#\d+\.bake\(\+500 K, minutes=1\) is not allowed in state 'error' \(only in 'standby'\)$",
+    ):
+        oven.bake(500 * q.K).join(TIMEOUT)
+    with pytest.raises(StateError, match=r"^Oven#\d+\.setpoint = 0.5 kK is not allowed in state 'error'"):
+        oven.setpoint = 0.5 * q.kK
+    with pytest.raises(StateError, match=r"^Oven#\d+\._heat\(\+500 K\) is not allowed"):
+        oven._heat(500 * q.K)  # called directly: the private method is what was called
+    assert oven.setpoint == 300 * q.K
+    assert not hasattr(states, "_call_text")  # one naming, in concert.naming
+
+
+def test_recorded_calls_end_with_their_block():
+    oven = Oven()
+    with calling(oven, lambda: "outer"):
+        with calling(oven, lambda: "inner"):
+            assert current_call(oven) == "outer"
+        assert current_call(oven) == "outer"
+        assert current_call(Oven()) is None
+    assert current_call(oven) is None
+    with pytest.raises(RuntimeError):
+        with calling(oven, lambda: "failing"):
+            raise RuntimeError("inside")
+    assert current_call(oven) is None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from concurrent.futures import CancelledError
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -27,6 +30,7 @@ from concert.exceptions import (
     WriteAccessError,
 )
 from concert.imaging import ImageWithMetadata
+from concert.naming import describe_value
 from concert.polling import busy_wait
 from concert.quantities import q
 from tests.conftest import TIMEOUT
@@ -178,7 +182,7 @@ def test_bad_values_are_refused_before_the_setter(name, value, error):
     with pytest.raises(error) as info:
         setattr(camera, name, value)
     message = str(info.value)
-    assert f"{camera!r}[{name!r}]" in message and repr(value) in message
+    assert f"{camera!r}[{name!r}]" in message and describe_value(value) in message
     with pytest.raises(error):  # the same through the future
         camera[name].set(value).result(TIMEOUT)
     assert snapshot(camera) == before
@@ -227,7 +231,8 @@ def test_concurrent_roi_writes_cannot_leave_the_sensor_together():
 def test_soft_limits_set_by_the_user():
     camera = CountingCamera()
     camera["exposure_time"].upper = 10 * q.ms
-    with pytest.raises(SoftLimitError, match=r"exposure_time.*20.*millisecond"):
+    message = r"exposure_time'\]: 20 ms \(= 0.02 s\) is above the soft limit 0.01 s"
+    with pytest.raises(SoftLimitError, match=message):
         camera.exposure_time = 20 * q.ms
     assert camera.exposure_time == 1 * q.ms and camera.calls == {}
 
@@ -278,7 +283,9 @@ def test_settings_cannot_change_while_recording(name, value):
     with camera.recording():
         before = snapshot(camera)
         with pytest.raises(
-            StateError, match=rf"{camera!r}: _set_{name}\(.*\) is not allowed in state 'recording'"
+            StateError,
+            match=rf"^{camera!r}\.{name} = {re.escape(describe_value(value))} is not allowed in state "
+            r"'recording' \(only in 'standby'\)$",
         ):
             setattr(camera, name, value)
         assert snapshot(camera) == before
@@ -673,3 +680,60 @@ def test_messages_announce_recording_and_standby():
     standby = dispatcher.when(camera, "standby")
     camera.stop_recording().join(TIMEOUT)
     assert standby.result(TIMEOUT) is camera
+
+
+# -- issue 8 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exposure",
+    [
+        Decimal("0.01") * q.s,
+        Fraction(1, 100) * q.s,
+        np.float32(10) * q.ms,
+        np.uint16(10) * q.ms,
+        np.array([10]) * q.ms,
+    ],
+    ids=["Decimal", "Fraction", "float32", "uint16", "array"],
+)
+def test_exotic_exposure_times_are_normalised_and_frames_still_come(exposure):
+    camera = small_camera()
+    camera.exposure_time = exposure
+    assert type(camera.exposure_time.magnitude) is float
+    assert camera.exposure_time.to(q.s).magnitude == pytest.approx(0.01)
+    with camera.recording():
+        frame = camera.grab().result(TIMEOUT)
+    assert frame.metadata["exposure_time"] == pytest.approx(0.01) and camera.state == "standby"
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("exposure_time", q.Quantity("2", "ms"), UnitError),
+        ("exposure_time", 0.002, UnitError),
+        ("frame_rate", q.Quantity(10**400, "Hz"), LimitError),
+        ("roi_width", q.Quantity(np.array([True]), "pixel"), UnitError),
+        ("roi_x0", q.Quantity(Decimal("NaN"), "pixel"), LimitError),
+    ],
+)
+def test_bad_magnitudes_leave_the_camera_as_it_was(name, value, error):
+    camera = CountingCamera()
+    before = snapshot(camera)
+    with pytest.raises(error, match=rf"{camera!r}\['{name}'\]"):
+        setattr(camera, name, value)
+    assert snapshot(camera) == before and camera.calls == {}
+
+
+def test_a_write_while_recording_is_named_in_user_terms():
+    camera = small_camera()
+    with camera.recording():
+        refusal = (
+            rf"^{camera!r}\.exposure_time = 2 ms is not allowed in state 'recording' \(only in 'standby'\)$"
+        )
+        with pytest.raises(StateError, match=refusal):
+            camera.exposure_time = 2 * q.ms
+        with pytest.raises(
+            StateError, match=rf"^{camera!r}\.start_recording\(\) is not allowed in state 'recording'"
+        ):
+            camera.start_recording().join(TIMEOUT)
+    assert camera.exposure_time == 1 * q.ms

@@ -43,6 +43,7 @@ from concert.exceptions import (
     UnitError,
     WriteAccessError,
 )
+from concert.naming import describe_value
 from concert.quantities import q
 from tests.conftest import TIMEOUT
 
@@ -89,7 +90,7 @@ def recording(sender: Any, messages: Iterable[Hashable]) -> Iterator[List[Hashab
 def assert_names(message: str, device: Any, name: str, value: Any) -> None:
     assert repr(device) in message
     assert name in message
-    assert repr(value) in message
+    assert describe_value(value) in message
 
 
 # -- construction -----------------------------------------------------------------------

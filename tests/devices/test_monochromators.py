@@ -10,6 +10,7 @@ from concert.devices.monochromators import base
 from concert.devices.monochromators.dummy import Monochromator
 from concert.dispatcher import dispatcher
 from concert.exceptions import HardLimitError, LimitError, ReadAccessError, WriteAccessError
+from concert.naming import describe_value
 from concert.quantities import q
 from tests.conftest import TIMEOUT
 from tests.devices.test_families import recording
@@ -83,7 +84,8 @@ def test_zero_is_refused_before_the_hardware(name, zero):
     before = mono.wavelength
     with pytest.raises(LimitError) as info:
         setattr(mono, name, zero)
-    assert repr(mono) in str(info.value) and name in str(info.value) and repr(zero) in str(info.value)
+    message = str(info.value)
+    assert repr(mono) in message and name in message and f"{describe_value(zero)} is not positive" in message
     mono[name].lower = None  # without the soft limit, negative values meet the same check
     with pytest.raises(LimitError):
         setattr(mono, name, -zero - 1 * zero.units)

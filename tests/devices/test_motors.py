@@ -7,7 +7,9 @@ import signal
 import threading
 import time
 from concurrent.futures import CancelledError
+from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from concert.devices.motors import base
@@ -18,7 +20,7 @@ from concert.devices.motors.dummy import (
     RotationMotor,
 )
 from concert.dispatcher import dispatcher
-from concert.exceptions import HardLimitError, SoftLimitError, StateError, UnitError
+from concert.exceptions import HardLimitError, LimitError, SoftLimitError, StateError, UnitError
 from concert.polling import busy_wait
 from concert.quantities import q
 from tests.conftest import TIMEOUT
@@ -163,14 +165,17 @@ def test_standby_message_when_a_move_ends():
 
 def test_limits_refuse_before_moving():
     motor = LinearMotor()
-    with pytest.raises(HardLimitError, match=r"LinearMotor#\d+\['position'\].*2.*meter.*hardware limit 1 m"):
+    message = r"LinearMotor#\d+\['position'\]: 2 m \(= 2000 mm\) is above the hardware limit 1 m"
+    with pytest.raises(HardLimitError, match=message):
         motor.position = 2 * q.m
     with pytest.raises(HardLimitError):
         motor.move(-1.5 * q.m).join(TIMEOUT)
     motor["position"].upper = 5 * q.mm
     with pytest.raises(SoftLimitError):
         motor.move(6 * q.mm).join(TIMEOUT)
-    with pytest.raises(UnitError, match=r"LinearMotor#\d+\['position'\]: move by .*degree.*mm"):
+    with pytest.raises(
+        UnitError, match=r"LinearMotor#\d+\['position'\]: move by 1 deg cannot be expressed in mm$"
+    ):
         motor.move(1 * q.deg).join(TIMEOUT)
     assert motor.position == 0 * q.mm and motor.state == "standby"
 
@@ -242,3 +247,123 @@ def test_stop_never_waits_for_another_owners_block(asynchronous):
         stopper.join(TIMEOUT)
         assert not stopper.is_alive(), "emergency_stop waited for a with-block"
     assert motor.state == "standby" and motor.velocity == 0 * q.mm / q.s
+
+
+# -- issue 8 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64]
+)
+def test_numpy_integer_positions_move_the_motor(kind):
+    motor = LinearMotor(motion_velocity=10 * q.m / q.s)
+    motor.position = kind(100) * q.mm  # 100 * 10**6 steps would overflow the small widths
+    assert motor.position == 100 * q.mm and motor.state == "standby"
+    motor.move(kind(27) * q.mm).join(TIMEOUT)
+    assert motor.position == 127 * q.mm and motor.state == "standby"
+
+
+def test_a_uint8_position_of_255_mm():
+    motor = LinearMotor(motion_velocity=10 * q.m / q.s)
+    motor.position = np.uint8(255) * q.mm
+    assert motor.position == 255 * q.mm and motor.state == "standby"
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("position", q.Quantity("5", "mm"), UnitError),
+        ("position", q.Quantity(10**400, "mm"), LimitError),
+        ("position", q.Quantity(np.array([1, 2]), "mm"), UnitError),
+        ("motion_velocity", q.Quantity("50", "mm/s"), UnitError),
+        ("motion_velocity", q.Quantity(Decimal("sNaN"), "mm/s"), LimitError),
+    ],
+)
+def test_bad_magnitudes_leave_the_motor_as_it_was(name, value, error):
+    motor = LinearMotor(motion_velocity=1 * q.m / q.s)
+    before = (motor.position, motor.motion_velocity)
+    with pytest.raises(error, match=rf"LinearMotor#\d+\['{name}'\]"):
+        setattr(motor, name, value)
+    assert motor.state == "standby" and (motor.position, motor.motion_velocity) == before
+    motor.move(1 * q.mm).join(TIMEOUT)  # and it still works
+    assert motor.position == before[0] + 1 * q.mm and motor.state == "standby"
+
+
+def test_motion_velocity_has_hardware_limits_besides_the_soft_ones():
+    motor = LinearMotor()
+    motor["motion_velocity"].lower = None
+    with pytest.raises(HardLimitError):
+        motor.motion_velocity = 0 * q.mm / q.s
+    with pytest.raises(HardLimitError):
+        motor.motion_velocity = -5 * q.mm / q.s
+    motor.move(1 * q.mm).join(TIMEOUT)
+    assert motor.state == "standby" and motor.motion_velocity == 100 * q.mm / q.s
+
+
+def test_a_nan_soft_limit_does_not_switch_the_limit_off():
+    motor = LinearMotor(motion_velocity=10 * q.m / q.s)
+    motor["position"].lower = -10 * q.mm
+    with pytest.raises(LimitError, match=r"LinearMotor#\d+\['position'\]: lower limit nan mm"):
+        motor["position"].lower = float("nan") * q.mm
+    with pytest.raises(UnitError):
+        motor["position"].lower = -600  # a bare number
+    with pytest.raises(UnitError):
+        motor["position"].lower = -600 * q.deg
+    assert motor["position"].lower == -10 * q.mm
+    with pytest.raises(SoftLimitError):
+        motor.move(-500 * q.mm).join(TIMEOUT)
+    assert motor.position == 0 * q.mm
+
+
+@pytest.mark.parametrize("value", [90, 90.0, np.int64(90), 2 * q.dimensionless])
+def test_rotation_motors_refuse_bare_numbers(value):
+    motor = RotationMotor()
+    with pytest.raises(UnitError, match=r"is not a quantity in deg \(write e.g. (90|2) \* q.deg\)"):
+        motor.position = value
+    with pytest.raises(UnitError, match=r"move by .* is not a quantity in deg"):
+        motor.move(value).join(TIMEOUT)
+    assert motor.position == 0 * q.deg and motor.state == "standby"
+
+
+def test_rotation_motors_convert_angles():
+    motor = RotationMotor(motion_velocity=36000 * q.deg / q.s)
+    motor.position = np.pi / 4 * q.rad
+    assert motor.position.magnitude == pytest.approx(45)
+    with pytest.raises(UnitError, match=r"\['motion_velocity'\]: 1 Hz cannot be expressed in deg/s"):
+        motor.motion_velocity = 1 * q.Hz
+
+
+def test_a_misspelt_position_does_not_pass_silently():
+    motor = LinearMotor()
+    with pytest.raises(
+        AttributeError, match=r"LinearMotor#\d+ has no parameter 'positon'; did you mean 'position'"
+    ):
+        motor.positon = 4 * q.mm
+    assert not hasattr(motor, "positon") and motor.position == 0 * q.mm
+
+
+def test_state_errors_name_what_the_user_called():
+    motor = LinearMotor()
+    motor["state"]._change("error")
+    only = r"is not allowed in state 'error' \(only in 'standby', 'hard-limit'\)$"
+    with pytest.raises(StateError, match=rf"^{motor!r}\.move\(\+5 mm\) {only}"):
+        motor.move(5 * q.mm).join(TIMEOUT)
+    with pytest.raises(StateError, match=rf"^{motor!r}\.position = 5 mm {only}"):
+        motor.position = 5 * q.mm
+    with pytest.raises(StateError, match=rf"^{motor!r}\.home\(\) {only}"):
+        motor.home().join(TIMEOUT)
+    with pytest.raises(StateError, match=rf"^{motor!r}\.position = 5 mm {only}"):
+        motor["position"].set(5 * q.mm).join(TIMEOUT)
+    continuous = ContinuousLinearMotor()
+    continuous["state"]._change("error")
+    with pytest.raises(
+        StateError, match=rf"^{continuous!r}\.velocity = 5 mm/s is not allowed in state 'error'"
+    ):
+        continuous.velocity = 5 * q.mm / q.s
+
+
+def test_a_refused_move_is_named_as_the_user_wrote_it():
+    motor = LinearMotor()
+    motor["state"]._change("error")
+    with pytest.raises(StateError, match=rf"^{motor!r}\.move\(\+0.001 km\) is not allowed"):
+        motor.move(0.001 * q.km).join(TIMEOUT)

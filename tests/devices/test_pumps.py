@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from concert.devices.pumps.dummy import Pump
 from concert.dispatcher import dispatcher
-from concert.exceptions import HardLimitError, StateError
+from concert.exceptions import HardLimitError, LimitError, StateError
 from concert.quantities import q
 from tests.conftest import TIMEOUT
 from tests.devices.test_families import recording
@@ -132,3 +134,14 @@ def test_concurrent_starts_take_turns_and_only_one_starts(asynchronous):
     assert sum(error is None for error in errors) == 1
     assert all(isinstance(error, StateError) for error in errors if error is not None)
     assert pump.commands == ["start"]
+
+
+def test_a_flow_rate_too_large_for_a_float_is_refused():
+    pump = CountingPump()
+    with pytest.raises(LimitError, match=r"Pump#\d+\['flow_rate'\]: 1e\+400 l/min is too large"):
+        pump.flow_rate = q.Quantity(10**400, "l/min")
+    with pytest.raises(LimitError, match=r"Pump#\d+\['flow_rate'\]: .* is too large"):
+        pump.flow_rate = q.Quantity(Fraction(10**400, 7), "l/min")
+    assert pump.flow_rate == 1 * q.l / q.min and pump.state == "standby" and pump.commands == []
+    pump.flow_rate = q.Quantity(np.uint8(200), "ml/min")
+    assert pump.flow_rate == 0.2 * q.l / q.min

@@ -67,6 +67,7 @@ from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError, LimitError, StateError, UnitError, WaitError
 from concert.futures import async_, check_cancelled
 from concert.imaging import ImageWithMetadata
+from concert.naming import describe_value
 from concert.operations import device_call
 from concert.parameters import Parameter, Quantity
 from concert.quantities import q
@@ -119,7 +120,7 @@ def _trigger_source(camera: Any, value: Any) -> TriggerSource:
     except (ValueError, TypeError):
         choices = ", ".join(source.name for source in TriggerSource)
         raise LimitError(
-            f"{camera!r}['trigger_source']: {value!r} is not a trigger source "
+            f"{camera!r}['trigger_source']: {describe_value(value)} is not a trigger source "
             f"(use a member of camera.trigger_sources: {choices})"
         ) from None
 
@@ -128,7 +129,7 @@ def _whole_pixels(name: str) -> Callable[[Any, Any], Any]:
     def convert(camera: Any, value: Any) -> Any:
         magnitude = float(value.magnitude)
         if not magnitude.is_integer():
-            raise LimitError(f"{camera!r}[{name!r}]: {value!r} is not a whole number of pixels")
+            raise LimitError(f"{camera!r}[{name!r}]: {describe_value(value)} is not a whole number of pixels")
         return q.Quantity(int(magnitude), q.pixel)
 
     return convert

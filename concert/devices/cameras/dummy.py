@@ -49,6 +49,7 @@ from concert.devices.cameras import base
 from concert.devices.cameras.base import TriggerSource
 from concert.exceptions import HardLimitError, LimitError, StateError, UnitError
 from concert.imaging import ImageWithMetadata
+from concert.naming import describe_value
 from concert.parameters import Quantity
 from concert.quantities import q
 
@@ -170,8 +171,8 @@ class Camera(base.Camera):
             x0, y0, width, height = roi
             if x0 + width > self._sensor[0] or y0 + height > self._sensor[1]:
                 raise HardLimitError(
-                    f"{self!r}[{name!r}]: {value!r} would put the region of interest {tuple(roi)} "
-                    f"beyond the {self._sensor[0]} x {self._sensor[1]} sensor"
+                    f"{self!r}[{name!r}]: {describe_value(value)} would put the region of interest "
+                    f"{tuple(roi)} beyond the {self._sensor[0]} x {self._sensor[1]} sensor"
                 )
             self._roi = (x0, y0, width, height)
 
@@ -318,7 +319,9 @@ def _pixel_count(name: str, value: Any) -> int:
     try:
         pixels = float(value.to(q.pixel).magnitude)
     except Exception:  # no quantity, or not one of pixels
-        raise UnitError(f"Camera: {name}={value!r} is not in pixels (write e.g. 640 * q.pixel)") from None
+        raise UnitError(
+            f"Camera: {name}={describe_value(value)} is not in pixels (write e.g. 640 * q.pixel)"
+        ) from None
     if not pixels.is_integer() or pixels < 1:
-        raise LimitError(f"Camera: {name}={value!r} is not a whole number of pixels >= 1")
+        raise LimitError(f"Camera: {name}={describe_value(value)} is not a whole number of pixels >= 1")
     return int(pixels)

@@ -20,6 +20,7 @@ from typing import Any, Hashable, List
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError, ParameterError
 from concert.futures import async_
+from concert.naming import describe_value
 from concert.operations import device_call
 from concert.parameters import Parameter
 
@@ -36,7 +37,7 @@ class IO(Device):
     def _check_port(self, port: Hashable, value: Any = _NO_VALUE) -> None:
         known: List[Hashable] = self["ports"].read()
         if port not in known:
-            action = "read it" if value is _NO_VALUE else f"write {value!r} to it"
+            action = "read it" if value is _NO_VALUE else f"write {describe_value(value)} to it"
             listed = ", ".join(map(repr, known)) or "none"
             raise ParameterError(f"{self!r} has no port {port!r} (it has: {listed}); cannot {action}")
 
@@ -70,7 +71,7 @@ class IO(Device):
         raise AccessorNotImplementedError(f"{self!r} cannot read port {port!r}")
 
     def _write_port(self, port: Hashable, value: Any) -> None:
-        raise AccessorNotImplementedError(f"{self!r} cannot write {value!r} to port {port!r}")
+        raise AccessorNotImplementedError(f"{self!r} cannot write {describe_value(value)} to port {port!r}")
 
     def _check_port_value(self, port: Hashable, value: Any) -> Any:
         """Return what to write to ``port`` for ``value``; raise ``LimitError`` if it cannot be written."""

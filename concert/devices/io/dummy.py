@@ -14,6 +14,7 @@ from typing import Any, Hashable, List
 
 from concert.devices.io import base
 from concert.exceptions import LimitError
+from concert.naming import describe_value
 
 __all__ = ["IO"]
 
@@ -39,6 +40,7 @@ class IO(base.IO):
         highest = 2**self._bits - 1
         if not isinstance(value, numbers.Integral) or not 0 <= value <= highest:
             raise LimitError(
-                f"{self!r}: port {port!r} cannot take {value!r}: it holds integers from 0 to {highest}"
+                f"{self!r}: port {port!r} cannot take {describe_value(value)}: "
+                f"it holds integers from 0 to {highest}"
             )
         return int(value)

@@ -22,6 +22,7 @@ from typing import Any
 from concert.devices.base import Device
 from concert.dispatcher import dispatcher
 from concert.exceptions import AccessorNotImplementedError, LimitError
+from concert.naming import describe_value
 from concert.parameters import Quantity
 from concert.quantities import q
 
@@ -64,7 +65,7 @@ class Monochromator(Device):
     def _refuse_zero(self, name: str, value: Any) -> None:
         # Negative values are refused by the soft limits already (unless a user removed them).
         if value.magnitude <= 0:
-            raise LimitError(f"{self!r}[{name!r}]: {value!r} is not positive")
+            raise LimitError(f"{self!r}[{name!r}]: {describe_value(value)} is not positive")
 
     def _get_energy(self) -> Any:
         if self._uses("_get_energy_real", "_get_wavelength_real"):

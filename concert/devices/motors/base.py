@@ -25,6 +25,7 @@ from concert import config
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError
 from concert.futures import async_, on_cancel
+from concert.naming import calling, describe_value, instance_name
 from concert.operations import device_call
 from concert.parameters import Quantity
 from concert.quantities import q
@@ -64,15 +65,20 @@ class _Motor(Device):
     def move(self, delta: Any) -> None:
         """Move by ``delta`` relative to where the motor is when the move starts.
 
-        Returns a future; the target is checked against the limits before the
-        motor moves.
+        Returns a future; ``delta`` is converted as a position write is
+        (:class:`~concert.exceptions.UnitError`,
+        :class:`~concert.exceptions.LimitError`) and the target is checked
+        against the limits before the motor moves.
         """
         position = self["position"]
-        delta = position._convert(delta, "move by")  # UnitError naming the motor, not pint's error
-        # One device call: fenced (an abort also stops queued moves), queued in the motor's
-        # slot behind a running motion, so the target is computed from where that one ended.
-        with device_call(self, None, (position._lock,), slot=True):
-            position.write(position.read() + delta)
+        # Messages name this call (LinearMotor#1.move(+5 mm)), not the position write it makes.
+        given = delta
+        with calling(self, lambda: f"{instance_name(self)}.move({describe_value(given, signed=True)})"):
+            delta = position._convert(given, "move by")  # UnitError/LimitError naming the motor
+            # One device call: fenced (an abort also stops queued moves), queued in the motor's
+            # slot behind a running motion, so the target is computed from where that one ended.
+            with device_call(self, None, (position._lock,), slot=True):
+                position.write(position.read() + delta)
 
     @async_
     def stop(self) -> None:
@@ -82,8 +88,9 @@ class _Motor(Device):
     @async_
     def home(self) -> None:
         """Move to the home position."""
-        with device_call(self, None, (self["position"]._lock,), slot=True):
-            self._home()
+        with calling(self, lambda: f"{instance_name(self)}.home()"):
+            with device_call(self, None, (self["position"]._lock,), slot=True):
+                self._home()
 
     @check(source=_RESTING, target="standby")
     @transition(immediate="moving", target="standby")

@@ -6,7 +6,10 @@ exact. A move of Δ takes ``abs(Δ) / motion_velocity`` of real time; during it,
 reading the position interpolates, and a stop leaves the motor where it got
 to. The hard limits (by default ±1 m, or ±3600°) are the external limits of
 ``position``: targets beyond them are refused before the motor moves, and a
-continuous motion ends at them in state ``'hard-limit'``.
+continuous motion ends at them in state ``'hard-limit'``. The mechanics move
+at 1 step per second to 10 m/s (or 36000°/s): ``motion_velocity`` has these
+hardware limits besides its soft limits, so removing the soft limits never
+lets a zero or negative speed through.
 """
 
 from __future__ import annotations
@@ -180,6 +183,10 @@ def _hard_upper(motor: Any) -> Any:
     return motor._upper_hard
 
 
+def _limit(value: Any) -> Any:
+    return lambda motor: value
+
+
 class LinearMotor(_Simulated, base.LinearMotor):
     """A simulated linear motor: 1 nm steps, hard limits ±1 m, 100 mm/s by default."""
 
@@ -189,7 +196,12 @@ class LinearMotor(_Simulated, base.LinearMotor):
         q.mm, help="Position", external_lower_getter=_hard_lower, external_upper_getter=_hard_upper
     )
     motion_velocity = Quantity(
-        q.mm / q.s, lower=1e-6 * q.mm / q.s, upper=10 * q.m / q.s, help="Speed of positioning moves"
+        q.mm / q.s,
+        lower=1e-6 * q.mm / q.s,
+        upper=10 * q.m / q.s,
+        external_lower_getter=_limit(1e-6 * q.mm / q.s),
+        external_upper_getter=_limit(10 * q.m / q.s),
+        help="Speed of positioning moves",
     )
 
     def __init__(
@@ -212,7 +224,12 @@ class RotationMotor(_Simulated, base.RotationMotor):
         q.deg, help="Angular position", external_lower_getter=_hard_lower, external_upper_getter=_hard_upper
     )
     motion_velocity = Quantity(
-        q.deg / q.s, lower=1e-6 * q.deg / q.s, upper=36000 * q.deg / q.s, help="Angular speed of moves"
+        q.deg / q.s,
+        lower=1e-6 * q.deg / q.s,
+        upper=36000 * q.deg / q.s,
+        external_lower_getter=_limit(1e-6 * q.deg / q.s),
+        external_upper_getter=_limit(36000 * q.deg / q.s),
+        help="Angular speed of moves",
     )
 
     def __init__(
