@@ -38,7 +38,7 @@ class ConfigurationError(ConcertError, ValueError):
     """A configuration value is invalid.
 
     For example a setting of :mod:`concert.config` (or its environment
-    variable), or a field of a :class:`~concert.utils.CommData`.
+    variable), or a field of a :class:`~concert.networking.endpoints.CommData`.
     """
 
 

@@ -69,7 +69,7 @@ from concert import config, interrupts
 from concert.exceptions import WaitError
 from concert.executor import blocked, get_executor
 from concert.interrupts import discard_held, protected
-from concert.naming import describe_call
+from concert.naming import describe_call, name_of
 from concert.timeouts import optional_seconds
 
 __all__ = [
@@ -852,7 +852,7 @@ def threaded(func: Callable) -> Callable[..., threading.Thread]:
             target=context.run,
             args=(func, *args),
             kwargs=kwargs,
-            name=f"concert-threaded-{getattr(func, '__qualname__', func)}",
+            name=f"concert-threaded-{name_of(func)}",
             daemon=True,
         )
         thread.start()

@@ -1,11 +1,14 @@
 """What users import: asynchronous execution, messaging and the small helpers in one place.
 
 ``from concert.helpers import async_, wait, dispatcher`` is the usual start of
-a script. This module is built from the ``__all__`` of
-:mod:`concert.futures`, :mod:`concert.dispatcher`, :mod:`concert.polling`
-and :mod:`concert.utils`, plus :class:`~concert.exceptions.WaitError` and
-:class:`~concert.imaging.ImageWithMetadata` (loaded when first asked for: it
-needs numpy). It keeps the historical spellings working:
+a script. This module is built from the ``__all__`` of its sources (see
+``_SOURCES``: :mod:`concert.futures`, :mod:`concert.dispatcher`,
+:mod:`concert.polling`, :mod:`concert.utils`, :mod:`concert.units`,
+:mod:`concert.timing`, :mod:`concert.networking.endpoints`), plus
+:class:`~concert.exceptions.WaitError` and the names of ``_LAZY``
+(:class:`~concert.imaging.ImageWithMetadata`,
+:class:`~concert.pipelines.PrioItem`), loaded when first asked for because
+their modules need numpy. It keeps the historical spellings working:
 
 * ``getattr(concert.helpers, "async")`` is :func:`async_` (``async`` is a
   keyword, so it cannot be written as an attribute access);
@@ -20,12 +23,22 @@ import sys
 from concert import exceptions as _exceptions
 from concert._legacy import SwitchModule, gather
 
-_SOURCES = ("concert.futures", "concert.dispatcher", "concert.polling", "concert.utils")
+_SOURCES = (
+    "concert.futures",
+    "concert.dispatcher",
+    "concert.polling",
+    "concert.utils",
+    "concert.units",
+    "concert.timing",
+    "concert.networking.endpoints",
+)
+# Names offered from modules that import numpy, loaded when first asked for.
+_LAZY = {"ImageWithMetadata": "concert.imaging", "PrioItem": "concert.pipelines"}
 
 __all__ = [
     *gather(globals(), *(importlib.import_module(name) for name in _SOURCES)),
     "WaitError",
-    "ImageWithMetadata",  # noqa: F822 - provided lazily by __getattr__ below
+    *_LAZY,
 ]
 WaitError = _exceptions.WaitError
 
@@ -33,11 +46,9 @@ globals()["async"] = globals()["async_"]
 
 
 def __getattr__(name: str) -> object:
-    # ImageWithMetadata needs numpy; loading it only when asked keeps this module light.
-    if name == "ImageWithMetadata":
-        from concert.imaging import ImageWithMetadata
-
-        return ImageWithMetadata
+    source = _LAZY.get(name)
+    if source is not None:
+        return getattr(importlib.import_module(source), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import decimal
 import enum
+import functools
 import math
 import numbers
 import threading
 from typing import Any, Callable, Dict, Optional
 
+from concert.checks import is_integer, is_real
 from concert.interrupts import protected
 
 __all__ = ["calling", "current_call", "describe_call", "describe_value", "instance_name"]
@@ -57,17 +59,13 @@ def describe_value(value: Any, signed: bool = False) -> str:
         except Exception:  # not a pint unit after all
             symbol = str(units)
         return f"{_magnitude_text(magnitude, signed)} {symbol}".rstrip()
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if is_integer(value):
         return _integer_text(value)
     if isinstance(value, enum.Enum):
         return f"{type(value).__name__}.{value.name}"
     if _is_array(value):
         return _array_text(value)
     return _repr(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (numbers.Real, decimal.Decimal)) and not isinstance(value, bool)
 
 
 def _is_array(value: Any) -> bool:
@@ -77,7 +75,7 @@ def _is_array(value: Any) -> bool:
 
 
 def _magnitude_text(magnitude: Any, signed: bool) -> str:
-    if _is_number(magnitude):
+    if is_real(magnitude):
         return _number_text(magnitude, signed)
     if _is_array(magnitude):
         return _array_text(magnitude)
@@ -162,6 +160,21 @@ def describe_call(func: Callable, args: tuple, kwargs: dict) -> str:
     shown = [describe_value(arg, signed=True) for arg in shown_args]
     shown.extend(f"{key}={describe_value(value, signed=True)}" for key, value in kwargs.items())
     return f"{prefix}({', '.join(shown)})"
+
+
+def name_of(func: Any) -> str:
+    """The name of a callable for messages: ``write_images`` for it and for ``partial(write_images, ...)``.
+
+    A function defined in a function is named by its own name (no
+    ``<locals>``); an object that is not a function (``Average()``) by its
+    class. Never raises.
+    """
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if not isinstance(name, str):
+        name = type(func).__qualname__
+    return name.rsplit("<locals>.", 1)[-1]
 
 
 def instance_name(instance: Any) -> str:

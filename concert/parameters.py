@@ -38,6 +38,7 @@ import itertools
 import math
 from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple
 
+from concert.checks import is_quantity
 from concert.dispatcher import dispatcher
 from concert.exceptions import (
     AccessorNotImplementedError,
@@ -480,7 +481,7 @@ class QuantityValue(ParameterValue):
                         f"{self._prefix(what)}{describe_value(value)} cannot be expressed in "
                         f"{self._symbol}: {error}"
                     ) from None
-        elif self._plain and not _looks_like_quantity(value):
+        elif self._plain and not is_quantity(value):
             number = self._real(value, value, what)
         else:
             raise UnitError(self._not_a_quantity(value, what))
@@ -502,7 +503,7 @@ class QuantityValue(ParameterValue):
         """The message refusing a bare number (or a plain-number quantity): how to write it instead."""
         shown = describe_value(value)
         symbol = self._symbol
-        if _looks_like_quantity(value) and not isinstance(value, q.Quantity):
+        if is_quantity(value) and not isinstance(value, q.Quantity):
             return (
                 f"{self._prefix(what)}{shown} is a quantity of another pint registry, "
                 f"not one in {symbol} (use concert.quantities.q)"
@@ -664,11 +665,6 @@ class QuantityValue(ParameterValue):
 Quantity.value_class = QuantityValue
 
 _INFINITIES = (math.inf, -math.inf)
-
-
-def _looks_like_quantity(value: Any) -> bool:
-    """A pint quantity, maybe of another registry (this module's registry is checked first)."""
-    return hasattr(value, "magnitude") and hasattr(value, "units") and hasattr(value, "to")
 
 
 class ParameterizableType(abc.ABCMeta):

@@ -59,7 +59,7 @@ import atexit
 import collections
 import concurrent.futures
 import contextvars
-import functools
+import itertools
 import logging
 import math
 import queue
@@ -67,16 +67,20 @@ import sys
 import threading
 import time
 from concurrent.futures import CancelledError
+from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set
 
 import numpy as np
 
 import concert.dispatcher  # noqa: F401 - its exit flush must be registered before ours (see _register_exit_wait)
 from concert import config
+from concert.checks import is_real
+from concert.exceptions import LimitError
 from concert.futures import Future, _cancel_after_interrupt, _current, request_cancel_logged, resolve
+from concert.naming import name_of
 from concert.timeouts import optional_seconds
 
-__all__ = ["Accumulate", "Average", "Result", "broadcast", "feed_queue", "null", "running"]
+__all__ = ["Accumulate", "Average", "PrioItem", "Result", "broadcast", "feed_queue", "null", "running"]
 
 LOG = logging.getLogger(__name__)
 
@@ -93,14 +97,6 @@ def _check(future: Future) -> None:
     """check_cancelled() for ``future``, whichever thread iterates: a consumer may hand its stream on."""
     if future._cancel_reason is not None:
         raise CancelledError(future._stopped_text())
-
-
-def _name_of(consumer: Any) -> str:
-    """``write_images`` for it and for ``partial(write_images, ...)``; ``Average`` for ``Average()``."""
-    while isinstance(consumer, functools.partial):
-        consumer = consumer.func
-    name = getattr(consumer, "__qualname__", None) or type(consumer).__qualname__
-    return name.rsplit("<locals>.", 1)[-1]  # a function defined in a function: its own name
 
 
 class _Failure:
@@ -259,7 +255,7 @@ class _Outlet:
         self.handed = 0
         self.given = 0
         self.finished = 0
-        name = _name_of(consumer)
+        name = name_of(consumer)
         self.future = Future(f"broadcast consumer {name}")
         self.future.set_running_or_notify_cancel()
         self.future.add_cancel_action(self._wake)
@@ -398,6 +394,40 @@ def broadcast(
     return futures
 
 
+# -- PrioItem: what feed_queue hands out -----------------------------------------------------
+
+_sequence = itertools.count()
+_sequence_lock = threading.Lock()
+
+
+def _next_sequence() -> int:
+    with _sequence_lock:
+        return next(_sequence)
+
+
+@dataclass(order=True, frozen=True)
+class PrioItem:
+    """An item for :class:`queue.PriorityQueue`: lower ``priority`` comes out first.
+
+    Items are ordered by ``priority`` and, among equal priorities, by creation order (first
+    in, first out); ``data`` is never compared, so it can be anything (numpy arrays, dicts).
+    Two distinct items are never equal, even with equal priority and data.
+
+    :raises TypeError: for a priority that is not a real number (bools are rejected).
+    :raises LimitError: for a NaN priority, which cannot be ordered.
+    """
+
+    priority: float
+    data: Any = field(compare=False)
+    _sequence: int = field(default_factory=_next_sequence, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not is_real(self.priority):
+            raise TypeError(f"PrioItem(priority={self.priority!r}): priority must be a real number")
+        if self.priority != self.priority:
+            raise LimitError(f"PrioItem(priority={self.priority!r}): priority must not be NaN")
+
+
 class _QueueJob:
     """The exit wait's view of one :func:`feed_queue`: its future and what it was handed."""
 
@@ -419,7 +449,7 @@ class _QueueJob:
 def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, queue_size: int = 0) -> Future:
     """Run ``func(queue, *args)`` in a thread while another thread fills ``queue`` from ``producer``.
 
-    Items arrive as :class:`concert.utils.PrioItem` with priority 0, in
+    Items arrive as :class:`PrioItem` with priority 0, in
     producer order; the end of the stream is an item with priority ``inf``
     whose ``data`` is ``None``. ``queue_size`` bounds the queue (0: unbounded).
     Returns the future of ``func``'s result; if the producer fails, the
@@ -435,10 +465,8 @@ def feed_queue(producer: Iterable[Any], func: Callable[..., Any], *args: Any, qu
     it, and the future ends cancelled when ``func`` returns (or raises
     ``CancelledError``).
     """
-    from concert.utils import PrioItem
-
     items: queue.PriorityQueue = queue.PriorityQueue(maxsize=queue_size)
-    future = Future(f"feed_queue {_name_of(func)!r}")
+    future = Future(f"feed_queue {name_of(func)!r}")
     future.set_running_or_notify_cancel()
     job = _QueueJob(future, items)
 

@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable
 
 from concert.exceptions import WaitError
+from concert.naming import name_of
 from concert.timeouts import optional_seconds, to_seconds
 
 __all__ = ["busy_wait", "wait_until"]
@@ -33,10 +34,7 @@ def busy_wait(condition: Callable[[], Any], sleep_time: Any = None, timeout: Any
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise WaitError(
-                    f"condition {getattr(condition, '__qualname__', condition)!r} "
-                    f"still false after {seconds:g} s"
-                )
+                raise WaitError(f"condition {name_of(condition)!r} still false after {seconds:g} s")
             time.sleep(min(interval, remaining))
         else:
             time.sleep(interval)

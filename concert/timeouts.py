@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from concert.checks import is_quantity, is_real
 from concert.exceptions import UnitError
 
 
@@ -22,12 +23,12 @@ def to_seconds(value: Any, what: str) -> float:
         neither number nor quantity, or NaN. Negative durations count as zero,
         as in :mod:`concurrent.futures`.
     """
-    if hasattr(value, "to") and hasattr(value, "magnitude"):
+    if is_quantity(value):
         try:
             seconds = float(value.to("s").magnitude)
         except Exception as error:  # pint raises DimensionalityError here
             raise UnitError(f"{what}={value!r} is not a time: {error}") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif is_real(value):
         seconds = float(value)
     else:
         raise UnitError(f"{what}={value!r} is neither a number of seconds nor a time quantity")

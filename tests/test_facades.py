@@ -8,7 +8,8 @@ import pytest
 
 import concert.base
 import concert.helpers
-from concert import dispatcher, exceptions, futures, parameters, polling, states, utils
+from concert import dispatcher, exceptions, futures, parameters, polling, states, timing, units, utils
+from concert.networking import endpoints
 
 legacy_async = importlib.import_module("concert.async")
 
@@ -27,7 +28,7 @@ def test_concert_async_exports_exactly_what_concert_helpers_does():
 @pytest.mark.parametrize(
     "facade, sources",
     [
-        (concert.helpers, (futures, dispatcher, polling, utils)),
+        (concert.helpers, (futures, dispatcher, polling, utils, units, timing, endpoints)),
         (concert.base, (parameters, states, exceptions)),
     ],
 )

@@ -1,5 +1,6 @@
-"""concert.utils: Bunch, expects/Numeric, linspace/arange, measure, memoize, PerformanceTracker,
-PrioItem, is_iterable and CommData."""
+"""The small helpers: Bunch, memoize, is_iterable (concert.utils), expects/Numeric, linspace/arange
+(concert.units), measure, PerformanceTracker (concert.timing), PrioItem (concert.pipelines) and
+CommData (concert.networking.endpoints)."""
 
 from __future__ import annotations
 
@@ -18,23 +19,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from concert.exceptions import ConcertError, ConfigurationError, LimitError, StateError, UnitError
+from concert.networking.endpoints import CommData, SocketType
+from concert.pipelines import PrioItem
 from concert.polling import wait_until
 from concert.quantities import q
-from concert.utils import (
-    Bunch,
-    CommData,
-    Lap,
-    Numeric,
-    PerformanceTracker,
-    PrioItem,
-    SocketType,
-    arange,
-    expects,
-    is_iterable,
-    linspace,
-    measure,
-    memoize,
-)
+from concert.timing import Lap, PerformanceTracker, measure
+from concert.units import Numeric, arange, expects, linspace
+from concert.utils import Bunch, is_iterable, memoize
 from tests.conftest import TIMEOUT, run_python
 
 
@@ -69,9 +60,10 @@ def join_all(threads):
 
 def test_import_loads_neither_pint_nor_numpy_nor_zmq():
     result = run_python(
-        "import sys, concert.utils\n"
+        "import sys, concert.helpers, concert.utils, concert.units, concert.timing\n"
+        "import concert.networking.endpoints as endpoints\n"
         "print(sorted(m for m in ('pint', 'numpy', 'zmq') if m in sys.modules))\n"
-        "concert.utils.PrioItem(1, 'x'); concert.utils.CommData('h', 5555).client_endpoint\n"
+        "endpoints.CommData('h', 5555).client_endpoint; concert.timing.PerformanceTracker()\n"
         "concert.utils.Bunch(['a']).a; concert.utils.memoize(len)('ab')\n"
         "print(sorted(m for m in ('pint', 'numpy', 'zmq') if m in sys.modules))\n"
     )
@@ -442,7 +434,7 @@ def test_bad_arguments(call, error, match):
 
 
 def test_measure_bare_logs_duration_and_returns_result(log_of):
-    log = log_of("concert.utils")
+    log = log_of("concert.timing")
 
     @measure
     def work(x):
@@ -457,7 +449,7 @@ def test_measure_bare_logs_duration_and_returns_result(log_of):
 
 
 def test_measure_return_result_gives_result_and_seconds(log_of):
-    log = log_of("concert.utils")
+    log = log_of("concert.timing")
     clock = FakeClock()
 
     @measure(return_result=True, clock=clock)
@@ -480,7 +472,7 @@ def test_measure_with_parentheses_and_real_clock():
 
 
 def test_measure_logs_and_propagates_failures(log_of):
-    log = log_of("concert.utils")
+    log = log_of("concert.timing")
 
     @measure(return_result=True)
     def broken():
@@ -655,7 +647,7 @@ def test_memoize_different_arguments_compute_concurrently():
 
 
 def test_tracker_records_laps_and_throughput_and_logs_each(log_of):
-    log = log_of("concert.utils")
+    log = log_of("concert.timing")
     clock = FakeClock()
     with PerformanceTracker(clock=clock) as tracker:
         clock.advance(2)
@@ -677,7 +669,7 @@ def test_tracker_records_laps_and_throughput_and_logs_each(log_of):
 
 
 def test_tracker_summary_logs_once_at_exit(log_of):
-    log = log_of("concert.utils")
+    log = log_of("concert.timing")
     clock = FakeClock()
     with PerformanceTracker(summary=True, loglevel=logging.INFO, clock=clock) as tracker:
         for _ in range(3):
@@ -694,7 +686,7 @@ def test_tracker_summary_logs_once_at_exit(log_of):
 
 
 def test_tracker_summary_is_logged_when_the_block_fails(log_of):
-    log = log_of("concert.utils")
+    log = log_of("concert.timing")
     with pytest.raises(OSError), PerformanceTracker(summary=True) as tracker:
         tracker.lap(10)
         raise OSError("disk full")

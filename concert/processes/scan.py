@@ -18,6 +18,7 @@ from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 
+from concert.checks import is_integer
 from concert.futures import async_, check_cancelled, resolve
 from concert.parameters import ParameterValue, QuantityValue
 from concert.processes.progress import progress_bar
@@ -26,7 +27,7 @@ __all__ = ["ascan", "dscan", "scan"]
 
 
 def _points(value: ParameterValue, start: Any, stop: Any, intervals: int) -> Any:
-    if not isinstance(intervals, int) or isinstance(intervals, bool) or intervals < 1:
+    if not is_integer(intervals) or intervals < 1:
         raise ValueError(f"scan of {value!r}: intervals={intervals!r} must be a whole number >= 1")
     if isinstance(value, QuantityValue):
         start, stop = value._convert(start, "start"), value._convert(stop, "stop")

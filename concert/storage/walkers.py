@@ -45,6 +45,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Type, Uni
 
 import numpy as np
 
+from concert.checks import is_integer
 from concert.exceptions import StorageError
 from concert.futures import Future, async_
 from concert.storage.files import (
@@ -123,7 +124,7 @@ def _level(log_level: Any) -> int:
         level = logging.getLevelName(log_level.upper())
         if isinstance(level, int):
             return level
-    elif isinstance(log_level, int) and not isinstance(log_level, bool) and log_level >= 0:
+    elif is_integer(log_level) and log_level >= 0:
         return log_level
     raise StorageError(f"log_level must be a logging level (e.g. logging.INFO or 'INFO'), not {log_level!r}")
 

@@ -54,6 +54,7 @@ from typing import (
 
 import numpy as np
 
+from concert.checks import is_integer
 from concert.exceptions import StorageError
 from concert.futures import check_cancelled
 from concert.storage.files import (
@@ -500,7 +501,7 @@ def _reserved(directory: str, template: str) -> Iterator[None]:
 
 
 def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    if not is_integer(value) or value < 0:
         raise StorageError(f"{name} must be a non-negative int, not {value!r}")
     return int(value)
 

@@ -1,0 +1,1 @@
+"""Reaching other machines: where ZeroMQ sockets connect (:mod:`concert.networking.endpoints`)."""
