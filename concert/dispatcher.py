@@ -156,6 +156,14 @@ _from_handler: contextvars.ContextVar[bool] = contextvars.ContextVar("concert_fr
 _Subscription = Tuple[Hashable, Handler, bool]
 
 
+def _log(level: int, *args: Any, exc_info: bool = False) -> None:
+    """``LOG.log(level, *args)`` that never raises: logging may be torn down at exit, or a handler broken."""
+    try:
+        LOG.log(level, *args, exc_info=exc_info)
+    except Exception:
+        pass
+
+
 def _short(value: Any, limit: int = 100) -> str:
     """``repr(value)`` for a log line: never raises (objects may be broken or half torn down), never huge."""
     try:
@@ -800,10 +808,12 @@ class Dispatcher:
                     self._take(None)
                     self._drain()
                 except Exception:  # a bug here must not end delivery for everybody
-                    try:
-                        LOG.exception("%s: delivery failed; the delivery thread goes on", self._name)
-                    except Exception:
-                        pass
+                    _log(
+                        logging.ERROR,
+                        "%s: delivery failed; the delivery thread goes on",
+                        self._name,
+                        exc_info=True,
+                    )
                 finally:
                     self._give(0)
                 continue
@@ -859,17 +869,15 @@ class Dispatcher:
         try:
             return self._table.get(key)
         except Exception as error:
-            try:
-                LOG.error(
-                    "%s: looking up the handlers of message %s from %s raised %s: some handlers get "
-                    "no copy of it",
-                    self._name,
-                    _short(message),
-                    _short(sender),
-                    _short(error),
-                )
-            except Exception:
-                pass
+            _log(
+                logging.ERROR,
+                "%s: looking up the handlers of message %s from %s raised %s: some handlers get "
+                "no copy of it",
+                self._name,
+                _short(message),
+                _short(sender),
+                _short(error),
+            )
             return None
 
     def _deliver(self, sender: Any, message: Hashable) -> None:
@@ -878,16 +886,14 @@ class Dispatcher:
             try:
                 hash(message)
             except Exception as error:  # accepted by send(), but its __hash__ raises now
-                try:
-                    LOG.error(
-                        "%s: message %s from %s was not delivered: its __hash__ raised %s",
-                        self._name,
-                        _short(message),
-                        _short(sender),
-                        _short(error),
-                    )
-                except Exception:
-                    pass
+                _log(
+                    logging.ERROR,
+                    "%s: message %s from %s was not delivered: its __hash__ raised %s",
+                    self._name,
+                    _short(message),
+                    _short(sender),
+                    _short(error),
+                )
                 return
         entry = self._find((sender_id, message), sender, message)
         if self._wildcard_entries:
@@ -923,16 +929,15 @@ class Dispatcher:
                 if not isinstance(error, Exception) and threading.current_thread() is not self._thread:
                     raise  # Ctrl-C in a synchronous send belongs to the caller
                 # Logged, and delivery goes on: even a SystemExit must not end it for everybody.
-                try:
-                    LOG.exception(
-                        "%s: handler %s for message %s from %s raised",
-                        self._name,
-                        _short(handler),
-                        _short(message),
-                        _short(sender),
-                    )
-                except Exception:
-                    pass
+                _log(
+                    logging.ERROR,
+                    "%s: handler %s for message %s from %s raised",
+                    self._name,
+                    _short(handler),
+                    _short(message),
+                    _short(sender),
+                    exc_info=True,
+                )
 
     # -- interpreter exit ----------------------------------------------------------------
 

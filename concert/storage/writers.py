@@ -775,22 +775,17 @@ def _checked(producer: Iterable[Any]) -> Iterator[Any]:
 
 def sync_directory(directory: str) -> None:
     """Make the new entries of ``directory`` durable; a platform without directory fsync is left alone."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    _sync(directory, None)
 
 
 def _sync_descriptor(directory: int) -> None:
     """:func:`sync_directory` for the directory with descriptor ``directory`` (maybe an O_PATH one)."""
+    _sync(os.curdir, directory)
+
+
+def _sync(path: str, dir_fd: Optional[int]) -> None:
     try:
-        descriptor = os.open(os.curdir, os.O_RDONLY | os.O_DIRECTORY, dir_fd=directory)
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
     except OSError:
         return
     try:
