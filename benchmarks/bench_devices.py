@@ -2,8 +2,10 @@
 
 Run with ``python benchmarks/bench_devices.py`` (``--profile`` adds where the
 time of a blocking write goes). Prints one table: each row a Concert
-operation, its baseline, both timings (best of several repetitions) and the
-ratio with the target from issue 3. Timings are reported, never asserted.
+operation, its baseline, both timings and the ratio with the target from
+issue 3. The two sides of a row run in alternating rounds; each timing is the
+median over the rounds, and the ratio column also gives the range of the
+per-round ratios. Timings are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import concurrent.futures
 import cProfile
 import io
 import pstats
+import statistics
 import subprocess
 import sys
 import time
@@ -25,25 +28,44 @@ from concert.devices.motors.dummy import LinearMotor
 from concert.quantities import q
 
 
-def per_call(calls: int, repeat: int, run: Callable[[], None]) -> float:
-    """Best time per call of ``run`` over ``repeat`` rounds of ``calls`` calls."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(calls):
-            run()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+def rounds(calls: int, count: int, concert: Callable[[], None], baseline: Callable[[], None]):
+    """Time ``calls`` calls of each side per round, the sides alternating, for ``count`` rounds.
+
+    Returns (median time per call of ``concert``, the same of ``baseline``,
+    lowest and highest per-round ratio).
+    """
+    ours, theirs = [], []
+    for _ in range(count):
+        for run, times in ((concert, ours), (baseline, theirs)):
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            times.append((time.perf_counter() - start) / calls)
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    return statistics.median(ours), statistics.median(theirs), min(ratios), max(ratios)
 
 
-def cold_start(code: str, repeat: int) -> float:
-    """Best wall time of a fresh interpreter running ``code``."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        best = min(best, time.perf_counter() - start)
-    return best
+def cold_starts(code: str, baseline: str, count: int):
+    """Wall times of fresh interpreters running ``code`` and ``baseline``, alternating (as :func:`rounds`)."""
+
+    def run(source: str) -> Callable[[], None]:
+        return lambda: subprocess.run([sys.executable, "-c", source], check=True)
+
+    return rounds(1, count, run(code), run(baseline))
+
+
+def row(table: PrettyTable, name: str, result, baseline: str, target: str, scale: float = 1e6) -> None:
+    ours, theirs, low, high = result
+    digits = 0 if scale < 1e6 else 2
+    table.add_row(
+        [
+            name,
+            f"{ours * scale:.{digits}f}",
+            f"{theirs * scale:.{digits}f} ({baseline})",
+            f"{ours / theirs:.3g}× ({low:.3g}–{high:.3g})",
+            target,
+        ]
+    )
 
 
 def main() -> None:
@@ -51,35 +73,32 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     parser.add_argument("--profile", action="store_true", help="profile the blocking write")
     args = parser.parse_args()
-    calls = 2_000 if args.quick else 20_000
-    repeat = 3 if args.quick else 5
+    calls = 2_000 if args.quick else 10_000
+    count = 3 if args.quick else 7
 
     motor = LinearMotor(motion_velocity=10 * q.m / q.s)  # 1 nm moves take no time: "instant"
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=config.MAX_WORKERS)
     raw_get = motor._get_position
-    table = PrettyTable(["measurement", "concert [µs]", "baseline [µs]", "ratio", "target"])
+    table = PrettyTable(["measurement", "concert [µs]", "baseline [µs]", "ratio (range)", "target"])
     table.align["measurement"] = "l"
 
-    bare_round_trip = per_call(calls, repeat, lambda: pool.submit(raw_get).result())
-    blocking_read = per_call(calls, repeat, lambda: motor.position)
-    table.add_row(
-        [
-            "motor.position (blocking read)",
-            f"{blocking_read * 1e6:.2f}",
-            f"{bare_round_trip * 1e6:.2f} (pool.submit(raw getter))",
-            f"{blocking_read / bare_round_trip:.3f}×",
-            "≤ 0.25×",
-        ]
+    def bare_round_trip() -> None:
+        pool.submit(raw_get).result()
+
+    submitted = "pool.submit(raw getter)"
+    row(
+        table,
+        "motor.position (blocking read)",
+        rounds(calls, count, lambda: motor.position, bare_round_trip),
+        submitted,
+        "≤ 0.25×",
     )
-    future_read = per_call(calls, repeat, lambda: motor["position"].get().result())
-    table.add_row(
-        [
-            "motor['position'].get().result()",
-            f"{future_read * 1e6:.2f}",
-            f"{bare_round_trip * 1e6:.2f} (pool.submit(raw getter))",
-            f"{future_read / bare_round_trip:.2f}×",
-            "≤ 1.2×",
-        ]
+    row(
+        table,
+        "motor['position'].get().result()",
+        rounds(calls, count, lambda: motor["position"].get().result(), bare_round_trip),
+        submitted,
+        "≤ 1.2×",
     )
 
     targets = [0 * q.mm, 1e-6 * q.mm]
@@ -91,30 +110,26 @@ def main() -> None:
 
     def raw_write() -> None:
         state["i"] ^= 1
-        motor._move_hardware(targets[state["i"]])
+        motor._move_real(targets[state["i"]])
 
-    blocking_write = per_call(calls, repeat, write)
-    raw_setter = per_call(calls, repeat, raw_write)
-    table.add_row(
-        [
-            "motor.position = x (blocking write)",
-            f"{blocking_write * 1e6:.1f}",
-            f"{raw_setter * 1e6:.1f} (raw setter _move_hardware)",
-            f"{blocking_write / raw_setter:.1f}×",
-            "report",
-        ]
+    row(
+        table,
+        "motor.position = x (blocking write)",
+        rounds(calls, count, write, raw_write),
+        "raw hook _move_real",
+        "report",
     )
-
-    concert_cold = cold_start("from concert.devices.motors.dummy import LinearMotor; LinearMotor()", repeat)
-    pint_cold = cold_start("import pint; pint.UnitRegistry()", repeat)
-    table.add_row(
-        [
-            "cold start: import + LinearMotor() [ms]",
-            f"{concert_cold * 1e3:.0f}",
-            f"{pint_cold * 1e3:.0f} (import pint; UnitRegistry())",
-            f"{concert_cold / pint_cold:.2f}×",
-            "≤ 1.3×",
-        ]
+    row(
+        table,
+        "cold start: import + LinearMotor() [ms]",
+        cold_starts(
+            "from concert.devices.motors.dummy import LinearMotor; LinearMotor()",
+            "import pint; pint.UnitRegistry()",
+            count,
+        ),
+        "import pint; UnitRegistry()",
+        "≤ 1.3×",
+        scale=1e3,
     )
     print(table)
 

@@ -5,9 +5,11 @@ Writes 2048 x 2048 uint16 frames (128 of them: 1 GiB) into a fresh temporary
 directory under ``DIR`` (default: the system's temporary directory), in two
 modes -- multi-page files of ``bytes_per_file`` and one file per frame -- and
 for each mode the same bytes into the same number of files with plain
-``open``/``write``/``fsync``. Every file is synced in both cases. Each
-timing is the best of three; files are deleted after every run. Prints one
-table with the throughputs and their ratio; nothing is asserted.
+``open``/``write``/``fsync``. Every file is synced in both cases. The two
+sides run in alternating rounds (``--repeat``, default 3); each throughput
+is the median over the rounds and the ratio column gives the range of the
+per-round ratios too; files are deleted after every run. Prints one table;
+nothing is asserted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import os
 import pstats
 import shutil
+import statistics
 import tempfile
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -56,18 +59,15 @@ def _raw(directory: str, frames: List[np.ndarray], per_file: int) -> None:
         os.close(descriptor)
 
 
-def _best_of(repeat: int, parent: str, run: Callable[[str], None]) -> float:
-    """Best wall time of ``run(directory)`` over ``repeat`` runs, each in a fresh directory deleted after."""
-    best = float("inf")
-    for _ in range(repeat):
-        directory = tempfile.mkdtemp(prefix="concert-bench-", dir=parent)
-        try:
-            start = time.perf_counter()
-            run(directory)
-            best = min(best, time.perf_counter() - start)
-        finally:
-            shutil.rmtree(directory)
-    return best
+def _timed(parent: str, run: Callable[[str], None]) -> float:
+    """Wall time of ``run(directory)`` in a fresh directory, deleted after."""
+    directory = tempfile.mkdtemp(prefix="concert-bench-", dir=parent)
+    try:
+        start = time.perf_counter()
+        run(directory)
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(directory)
 
 
 def bench_write_modes(
@@ -79,9 +79,11 @@ def bench_write_modes(
 ) -> Dict[str, Dict[str, float]]:
     """Time write_images and raw writes of the same frames under ``directory``.
 
-    Returns ``{mode: {"bytes": total, "concert": seconds, "raw": seconds}}``
-    for the modes ``"multi-page"`` (files of ``bytes_per_file`` pixel bytes)
-    and ``"one file per frame"``; each time is the best of ``repeat`` runs.
+    Returns ``{mode: {"bytes": total, "concert": seconds, "raw": seconds,
+    "low": ratio, "high": ratio}}`` for the modes ``"multi-page"`` (files of
+    ``bytes_per_file`` pixel bytes) and ``"one file per frame"``; each time is
+    the median of ``repeat`` alternating rounds, ``low``/``high`` the range of
+    the per-round throughput ratios.
     """
     parent = directory or tempfile.gettempdir()
     data = list(_frames(frames, shape))
@@ -104,11 +106,18 @@ def bench_write_modes(
         ("one file per frame", single, 1),
     ):
         # Interleave so that drifting disk speed hurts both sides alike.
-        concert_best = raw_best = float("inf")
+        raws, ours = [], []
         for _ in range(repeat):
-            raw_best = min(raw_best, _best_of(1, parent, lambda where, n=per_file: _raw(where, data, n)))
-            concert_best = min(concert_best, _best_of(1, parent, concert_run))
-        results[mode] = {"bytes": float(total), "concert": concert_best, "raw": raw_best}
+            raws.append(_timed(parent, lambda where, n=per_file: _raw(where, data, n)))
+            ours.append(_timed(parent, concert_run))
+        ratios = [raw / our for raw, our in zip(raws, ours)]  # throughput ratio: time inverted
+        results[mode] = {
+            "bytes": float(total),
+            "concert": statistics.median(ours),
+            "raw": statistics.median(raws),
+            "low": min(ratios),
+            "high": max(ratios),
+        }
     return results
 
 
@@ -122,7 +131,7 @@ def _profile(directory: Optional[str], frames: int, shape: Tuple[int, int]) -> s
         write_images(iter(data), prefix=os.path.join(where, "frame_{:>06}.tif"))
         profiler.disable()
 
-    _best_of(1, parent, run)
+    _timed(parent, run)
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
     return out.getvalue()
@@ -132,7 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--directory", default=None, help="where to create the temporary directory")
     parser.add_argument("--frames", type=int, default=128, help="number of 2048×2048 uint16 frames")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best is kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="alternating rounds per mode (the median is reported)"
+    )
     parser.add_argument("--profile", action="store_true", help="profile one-file-per-frame write_images")
     args = parser.parse_args()
     shape = (2048, 2048)
@@ -140,7 +151,9 @@ def main() -> None:
         print(_profile(args.directory, args.frames, shape))
         return
     results = bench_write_modes(args.directory, frames=args.frames, shape=shape, repeat=args.repeat)
-    table = PrettyTable(["mode", "data [MiB]", "write_images [MiB/s]", "raw [MiB/s]", "ratio", "target"])
+    table = PrettyTable(
+        ["mode", "data [MiB]", "write_images [MiB/s]", "raw [MiB/s]", "ratio (range)", "target"]
+    )
     table.align["mode"] = "l"
     for mode, result in results.items():
         mebibytes = result["bytes"] / 2**20
@@ -152,12 +165,14 @@ def main() -> None:
                 f"{mebibytes:.0f}",
                 f"{concert_rate:.0f}",
                 f"{raw_rate:.0f}",
-                f"{concert_rate / raw_rate:.2f}×",
+                f"{concert_rate / raw_rate:.2f}× ({result['low']:.2f}–{result['high']:.2f})",
                 f"≥ {TARGETS[mode]}×",
             ]
         )
     where = args.directory or tempfile.gettempdir()
-    print(f"{args.frames} frames of {shape[0]}×{shape[1]} uint16 under {where}, best of {args.repeat}")
+    print(
+        f"{args.frames} frames of {shape[0]}×{shape[1]} uint16 under {where}, median of {args.repeat} rounds"
+    )
     print(table)
 
 

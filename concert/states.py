@@ -17,8 +17,10 @@ cannot report its state itself, change the software state with
 Rules:
 
 * A state cannot be assigned (:class:`~concert.exceptions.WriteAccessError`);
-  it changes only through methods. A device's ``_get_state()`` (or
-  ``_get_<state_name>()``) overrides the software state when reading it.
+  it changes only through methods. ``State(fset=...)`` and ``State(check=...)``
+  -- arguments about writes -- raise :class:`TypeError` when the class is
+  defined. A device's ``_get_state()`` (or ``_get_<state_name>()``)
+  overrides the software state when reading it.
 * :func:`check` raises :class:`~concert.exceptions.StateError` *before* the
   method does anything when the state is not one of ``source``. Checked
   and transitioning methods of a device run one at a time (one slot per
@@ -50,7 +52,11 @@ Rules:
 from __future__ import annotations
 
 import functools
+import linecache
+import re
+import sys
 from concurrent.futures import CancelledError
+from types import FrameType
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from concert.dispatcher import dispatcher
@@ -68,9 +74,17 @@ States = Union[str, Sequence[str]]
 class State(Parameter):
     """A finite-state-machine parameter (read-only from outside, see the module documentation).
 
+    ``default`` is the software state a new device starts in. ``fget`` (or
+    the device's ``_get_<name>()``) reads the state from the hardware
+    instead, called with ``data`` when given, as for every parameter.
     ``after_abort`` maps states to the state the device is in once
     ``abort()`` (or ``emergency_stop()``) has stopped it, e.g.
     ``{'pumping': 'standby'}``; other states are kept.
+
+    A state is never written, so ``fset`` and ``check`` -- which apply to
+    writes -- are refused when the class is defined.
+
+    :raises TypeError: ``fset`` or ``check`` was given, naming the state.
     """
 
     def __init__(
@@ -83,7 +97,15 @@ class State(Parameter):
         help: Optional[str] = None,
         after_abort: Optional[Mapping[str, str]] = None,
     ) -> None:
-        super().__init__(fget=fget, data=data, check=check, help=help)
+        refused = [name for name, given in (("fset", fset), ("check", check)) if given is not None]
+        if refused:
+            arguments = ", ".join(f"{name}=..." for name in refused)
+            raise TypeError(
+                f"{_declaration(sys._getframe(1))}State({arguments}): a State cannot be assigned; "
+                "it changes only through transitions (methods decorated with @transition), "
+                f"so it takes no {' or '.join(refused)}"
+            )
+        super().__init__(fget=fget, data=data, help=help)
         self.default = default
         self.after_abort: Dict[str, str] = dict(after_abort or {})
 
@@ -135,6 +157,27 @@ class StateValue(ParameterValue):
 
 
 State.value_class = StateValue
+
+
+def _declaration(frame: Optional[FrameType]) -> str:
+    """``Oven.state = `` for a State made in the body of class ``Oven`` as ``state = State(...)``.
+
+    Only for error messages, when the State does not know its name yet: the
+    nearest class body among the callers, and the name on the left of its
+    line; empty when there is none.
+    """
+    for _ in range(8):  # a subclass of State may call from its own __init__
+        if frame is None:
+            return ""
+        scope = frame.f_locals
+        if frame.f_code.co_name != "__init__" and "__qualname__" in scope and "__module__" in scope:
+            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+            assigned = re.match(r"\s*([A-Za-z_]\w*)\s*(?::[^=]*)?=[^=].*\w*State\(", line)
+            name = f".{assigned.group(1)}" if assigned else ""
+            owner = str(scope["__qualname__"]).rsplit("<locals>.", 1)[-1]
+            return f"{owner}{name} = "
+        frame = frame.f_back
+    return ""
 
 
 def _as_states(states: States) -> Tuple[str, ...]:

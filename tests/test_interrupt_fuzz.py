@@ -606,12 +606,12 @@ class SlowStopMotor(LinearMotor):
 
     second: Optional[Callable[[], Any]] = None  # shared by the class: run by the first stop only
 
-    def _stop_hardware(self) -> None:
+    def _stop_real(self) -> None:
         action, SlowStopMotor.second = SlowStopMotor.second, None
         if action is not None:
             action()
         threading.Event().wait(0.05)  # slow hardware, not synchronisation
-        super()._stop_hardware()
+        super()._stop_real()
 
 
 @pytest.mark.parametrize("second", ["inside-stop", "timer"])
@@ -938,7 +938,7 @@ def test_cancel_request_just_before_the_stop_action_is_registered_still_stops_th
     paused = threading.Event()
 
     def add_cancel_action(self: Any, action: Any) -> None:
-        if getattr(action, "__func__", None) is LinearMotor._stop_hardware and not paused.is_set():
+        if getattr(action, "__func__", None) is LinearMotor._stop_real and not paused.is_set():
             paused.set()
             busy_wait(main_thread_waits, sleep_time=0.001, timeout=TIMEOUT)  # the SIGINT must land there
             interrupt_main()

@@ -231,3 +231,29 @@ def test_recorded_calls_end_with_their_block():
         with calling(oven, lambda: "failing"):
             raise RuntimeError("inside")
     assert current_call(oven) is None
+
+
+@pytest.mark.parametrize("argument", ["fset", "check"])
+def test_a_state_with_a_setter_is_refused_when_the_class_is_defined(argument):
+    """A state changes only through transitions: ``fset`` (or a write ``check``) is not dropped silently."""
+    with pytest.raises(TypeError) as info:
+
+        class Oven(Device):
+            door = State(default="closed", **{argument: lambda *args: None})
+
+    message = str(info.value)
+    assert message.startswith(f"Oven.door = State({argument}=...): ")
+    assert "State cannot be assigned; it changes only through transitions" in message
+    assert argument in message.rsplit("takes no", 1)[1]
+
+
+def test_a_state_made_outside_a_class_body_is_refused_too():
+    with pytest.raises(TypeError, match=r"^State\(fset=\.\.\., check=\.\.\.\): a State cannot be assigned"):
+        State(fset=print, check=print)
+
+
+def test_a_state_without_setter_arguments_is_accepted():
+    class Valve(Device):
+        state = State(default="closed", fget=lambda valve: "open", help="from the limit switch")
+
+    assert Valve().state == "open"

@@ -19,10 +19,14 @@ class Device(Parameterizable):
     access, see :mod:`concert.locking`. :meth:`abort` and
     :meth:`emergency_stop` stop whatever the device is doing.
 
-    Subclasses implement :meth:`_abort` (stop the current operation) and may
-    implement :meth:`_emergency_stop` (bring the hardware to a safe standstill);
-    the state a device is in after a stop is declared on its
-    :class:`~concert.states.State` (``after_abort``).
+    Subclasses may implement :meth:`_abort` (stop the current operation) and
+    :meth:`_emergency_stop` (bring the hardware to a safe standstill); the
+    state a device is in after a stop is declared on its
+    :class:`~concert.states.State` (``after_abort``). Beyond these and the
+    parameters' accessors (``_get_<name>``, ``_set_<name>``), the base class
+    of each family calls hardware hooks named ``_<verb>_real`` --
+    ``_move_real``, ``_open_real``, ``_start_real``, ... -- that its module
+    documents.
     """
 
     def __init__(self) -> None:

@@ -80,10 +80,10 @@ class SlowPump(Pump):
         super().__init__()
         self.starting, self.go = threading.Event(), threading.Event()
 
-    def _start(self):
+    def _start_real(self):
         self.starting.set()
         assert self.go.wait(TIMEOUT)
-        super()._start()
+        super()._start_real()
 
 
 def test_emergency_stop_of_a_pump_that_is_starting(asynchronous):

@@ -559,6 +559,67 @@ def test_an_exclusive_owner_gets_the_frames(asynchronous):
             outsider.exception(TIMEOUT)  # retrieved in any case: no "nobody retrieved" log
 
 
+class PollingCamera(Camera):
+    """Records the slices of waiting grabs: how many ``_grab_real`` calls began, how many run now."""
+
+    def __init__(self, **kwargs):
+        self.polls = 0
+        self.polling = 0
+        self._poll_lock = threading.Lock()
+        super().__init__(**kwargs)
+
+    def _grab_real(self, timeout):
+        with self._poll_lock:
+            self.polls += 1
+            self.polling += 1
+        try:
+            return super()._grab_real(timeout)
+        finally:
+            with self._poll_lock:
+                self.polling -= 1
+
+
+def test_waiting_with_blocks_get_in_between_the_slices_of_a_waiting_grab(asynchronous):
+    """While a grab waits for a frame, the camera is free between its 50 ms slices.
+
+    Twenty owners asking for ``with camera:`` meanwhile all get in, one after
+    the other, while the grab still waits; no slice of the grab runs while a
+    block holds the camera; the grab goes on afterwards and gets its frame.
+    """
+    camera = PollingCamera()
+    camera.trigger_source = SOFTWARE
+    owners = 20
+    inside = []  # (slices running at entry, slices begun at entry, slices begun at exit, grab done)
+    with camera.recording():
+        waiting = camera.grab(TIMEOUT)
+        try:
+            busy_wait(lambda: camera.polls > 0, sleep_time=0.001, timeout=TIMEOUT)
+            start = threading.Barrier(owners)
+
+            def owner():
+                start.wait(TIMEOUT)
+                with camera:
+                    entered = (camera.polling, camera.polls)
+                    time.sleep(0.005)  # some work inside the block
+                    inside.append((*entered, camera.polls, waiting.done()))
+
+            threads = [threading.Thread(target=owner) for _ in range(owners)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(TIMEOUT)
+            assert len(inside) == owners, "some `with camera:` never got in while the grab waited"
+            assert not waiting.done()
+            for running, begun, begun_at_exit, done in inside:
+                assert running == 0, "a slice of the grab ran while a block held the camera"
+                assert begun == begun_at_exit, "a slice of the grab began while a block held the camera"
+                assert not done
+            camera.trigger().join(TIMEOUT)
+            assert waiting.result(TIMEOUT).metadata["frame"] == 0
+        finally:
+            waiting.exception(TIMEOUT)  # retrieved in any case
+
+
 def test_abort_stops_recording_and_wakes_a_waiting_grab(asynchronous):
     camera = Camera()
     camera.trigger_source = SOFTWARE

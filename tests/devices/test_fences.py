@@ -88,10 +88,10 @@ def test_a_start_under_way_cannot_re_arm_the_hardware():
     entered, release = threading.Event(), threading.Event()
 
     class SlowPump(Pump):
-        def _start(self):
+        def _start_real(self):
             entered.set()
             assert release.wait(TIMEOUT)
-            super()._start()  # the hardware switches on after the stop
+            super()._start_real()  # the hardware switches on after the stop
 
     pump = SlowPump()
     starting = pump.start()
@@ -158,11 +158,11 @@ def test_the_deadlock_detector_sees_the_motion_slot():
     in_move, pump_held = threading.Event(), threading.Event()
 
     class Coupled(LinearMotor):
-        def _move_hardware(self, position):
+        def _move_real(self, position):
             in_move.set()
             assert pump_held.wait(TIMEOUT)
             pump.flow_rate = 2 * q.l / q.min  # waits for A's `with pump:`
-            super()._move_hardware(position)
+            super()._move_real(position)
 
     motor = Coupled()
     b = motor.move(1 * q.mm)

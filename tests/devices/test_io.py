@@ -19,9 +19,9 @@ class CountingIO(IO):
         super().__init__(**kwargs)
         self.writes = []
 
-    def _write_port(self, port, value) -> None:
+    def _write_port_real(self, port, value) -> None:
         self.writes.append((port, value))
-        super()._write_port(port, value)
+        super()._write_port_real(port, value)
 
 
 def test_defaults():

@@ -204,7 +204,7 @@ def test_continuous_motion_stops_on_zero_velocity():
 
 def test_error_state_and_reset():
     class Stalling(LinearMotor):
-        def _move_hardware(self, position):
+        def _move_real(self, position):
             raise OSError("encoder lost")
 
     motor = Stalling()

@@ -24,15 +24,15 @@ class CountingPump(Pump):
         self.commands = []
         self.broken = False
 
-    def _start(self) -> None:
+    def _start_real(self) -> None:
         self.commands.append("start")
         if self.broken:
             raise RuntimeError("motor overheated")
-        super()._start()
+        super()._start_real()
 
-    def _stop(self) -> None:
+    def _stop_real(self) -> None:
         self.commands.append("stop")
-        super()._stop()
+        super()._stop_real()
 
 
 def test_defaults():

@@ -23,17 +23,17 @@ class CountingShutter(Shutter):
         self.moves = []
         self.broken = False
 
-    def _open(self) -> None:
+    def _open_real(self) -> None:
         self.moves.append("open")
         if self.broken:
             raise RuntimeError("blade stuck")
-        super()._open()
+        super()._open_real()
 
-    def _close(self) -> None:
+    def _close_real(self) -> None:
         self.moves.append("close")
         if self.broken:
             raise RuntimeError("blade stuck")
-        super()._close()
+        super()._close_real()
 
 
 def test_starts_closed_and_opens_and_closes():

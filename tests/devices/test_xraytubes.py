@@ -20,15 +20,15 @@ class CountingTube(XRayTube):
         self.commands = []
         self.broken = False
 
-    def _on(self) -> None:
+    def _on_real(self) -> None:
         self.commands.append("on")
         if self.broken:
             raise RuntimeError("filament broken")
-        super()._on()
+        super()._on_real()
 
-    def _off(self) -> None:
+    def _off_real(self) -> None:
         self.commands.append("off")
-        super()._off()
+        super()._off_real()
 
 
 def test_defaults():

@@ -40,19 +40,39 @@ Frames (numpy arrays of shape ``(roi_height, roi_width)`` with metadata, see
   and ends, after the last recorded frame, when recording stops.
 * Reading a frame is a device operation: it waits while another owner holds
   the camera exclusively (``with camera:``, see :mod:`concert.locking`), so
-  nobody else takes the frames meant for that owner.
+  nobody else takes the frames meant for that owner. A grab that waits for a
+  frame does not keep the camera: it looks for one in slices of 50 ms, each
+  a device call of its own, and an owner asking for ``with camera:``
+  meanwhile gets in when the current slice ends (owners get in the order
+  they asked); the grab's next slice waits until their blocks have ended.
 
 Implementations provide the hardware side:
 
-* ``_record_real()`` and ``_stop_real()`` (start and stop recording;
-  ``_stop_real()`` must be harmless when not recording, it also serves
-  :meth:`~concert.devices.base.Device.abort` and ``reset()``);
-* ``_trigger_real()`` (take one frame now, in SOFTWARE mode);
-* ``_grab_real(timeout)``: return the oldest recorded frame not read yet,
-  waiting at most ``timeout`` seconds (a float, possibly 0) for one, or
-  ``None`` if there is none by then. Called from any number of threads at
-  once; each frame must be returned once;
-* the accessors ``_get_<name>``/``_set_<name>`` of the parameters.
+* ``_record_real()``: start recording with the current settings (they stay
+  fixed until the recording stops); return once it records;
+* ``_stop_real()``: stop recording; return once stopped; harmless when not
+  recording. ``stop_recording()`` and ``reset()`` call it, and so do
+  :meth:`~concert.devices.base.Device.abort` and ``emergency_stop()``, from
+  any thread while other calls run, so it must not wait for any lock or
+  device call, and may be called several times for one stop. Frames recorded
+  before stay readable;
+* ``_trigger_real()``: take one frame now (only called while recording in
+  SOFTWARE mode); raise :class:`~concert.exceptions.StateError` if the
+  hardware took none;
+* ``_grab_real(timeout)``: return the oldest recorded frame not read yet (an
+  :class:`~concert.imaging.ImageWithMetadata`), waiting at most ``timeout``
+  seconds (a float, possibly 0) for one, or ``None`` if there is none by
+  then. Called from any number of threads at once; each frame must be
+  returned once;
+* the accessors ``_get_<name>``/``_set_<name>`` of the parameters (values in
+  the units above, converted and checked already).
+
+``start_recording()``, ``stop_recording()``, ``trigger()`` and ``reset()``
+run one at a time, in the camera's slot, after the state check; an
+exception in ``start_recording()``, ``stop_recording()`` or ``reset()``
+puts the camera into ``'error'``. A hook the hardware cannot do raises
+:class:`~concert.exceptions.AccessorNotImplementedError` (what the base
+class does when it is not implemented).
 """
 
 from __future__ import annotations
@@ -320,10 +340,11 @@ class Camera(Device):
         Polls the hardware in slices of _POLL_INTERVAL, each one device call
         on the camera, so that a stop and a cancel request
         (:func:`~concert.futures.check_cancelled`) are noticed while waiting
-        and the camera is free between the slices. (concert.locking
-        does not yet let another owner's waiting ``with camera:`` in between
-        back-to-back operations: it gets in once the wait ends.) The state is
-        read *before* each poll: a poll that follows a non-recording state has
+        and the camera is free between the slices: an owner waiting for
+        ``with camera:`` gets in when the current slice ends (behind the
+        owners that asked before it, see :mod:`concert.locking`), and the
+        next slice waits until those blocks have ended. The state is read
+        *before* each poll: a poll that follows a non-recording state has
         seen every frame there will be.
         """
         seconds = self._seconds(what, timeout)
@@ -351,13 +372,17 @@ class Camera(Device):
     # -- what implementations provide ------------------------------------------------------
 
     def _record_real(self) -> None:
+        """Start recording with the current settings; return once recording."""
         raise AccessorNotImplementedError(f"{self!r} cannot start recording")
 
     def _stop_real(self) -> None:
+        """Stop recording, return once stopped; harmless when not recording; never waits for locks."""
         raise AccessorNotImplementedError(f"{self!r} cannot stop recording")
 
     def _trigger_real(self) -> None:
+        """Take one frame now (recording, SOFTWARE mode); raise ``StateError`` if none was taken."""
         raise AccessorNotImplementedError(f"{self!r} cannot be triggered")
 
     def _grab_real(self, timeout: float) -> Optional[ImageWithMetadata]:
+        """Return the oldest unread frame, waiting at most ``timeout`` s; ``None`` if none by then."""
         raise AccessorNotImplementedError(f"{self!r} cannot read frames")

@@ -8,9 +8,23 @@ the value, when writing); a value the port cannot take raises
 hardware is touched. Writes are device operations: they wait for other
 owners' ``with io:`` blocks; reads never wait.
 
-Implementations provide ``_get_ports()``, ``_read_port(port)``,
-``_write_port(port, value)`` and may override ``_check_port_value(port,
-value)``, which returns the value to write or raises ``LimitError``.
+Implementations provide:
+
+* the accessor ``_get_ports()``: a list of the port identifiers (hashable);
+* ``_read_port_real(port)``: return the value of ``port`` (one of ``ports``,
+  checked already); called without any lock, from any thread;
+* ``_write_port_real(port, value)``: write ``value`` (as returned by
+  ``_check_port_value_real``) to ``port``; return once written. It runs as
+  one device call;
+* optionally ``_check_port_value_real(port, value)``: return the value to
+  write for ``value``, or raise :class:`~concert.exceptions.LimitError`
+  naming the device, the port and the value. It runs before the hardware is
+  touched; the default accepts every value unchanged.
+
+A hook the hardware cannot do raises
+:class:`~concert.exceptions.AccessorNotImplementedError` (what the base
+class does when it is not implemented). An exception of a hook propagates
+to the caller (IO devices have no state machine).
 """
 
 from __future__ import annotations
@@ -48,7 +62,7 @@ class IO(Device):
         :raises ParameterError: (in the future) if there is no such port.
         """
         self._check_port(port)
-        return self._read_port(port)
+        return self._read_port_real(port)
 
     @async_
     def write_port(self, port: Hashable, value: Any) -> None:
@@ -58,21 +72,23 @@ class IO(Device):
         :raises LimitError: (in the future) if the port cannot take ``value``.
         """
         self._check_port(port, value)
-        checked = self._check_port_value(port, value)
+        checked = self._check_port_value_real(port, value)
         with device_call(self, None):
-            self._write_port(port, checked)
+            self._write_port_real(port, checked)
 
     # -- what implementations provide ------------------------------------------------
 
     def _get_ports(self) -> List[Hashable]:
         raise AccessorNotImplementedError(f"{self!r} cannot list its ports")
 
-    def _read_port(self, port: Hashable) -> Any:
+    def _read_port_real(self, port: Hashable) -> Any:
+        """Return the value of ``port`` (a known port)."""
         raise AccessorNotImplementedError(f"{self!r} cannot read port {port!r}")
 
-    def _write_port(self, port: Hashable, value: Any) -> None:
+    def _write_port_real(self, port: Hashable, value: Any) -> None:
+        """Write ``value`` (checked by :meth:`_check_port_value_real`) to ``port`` (a known port)."""
         raise AccessorNotImplementedError(f"{self!r} cannot write {describe_value(value)} to port {port!r}")
 
-    def _check_port_value(self, port: Hashable, value: Any) -> Any:
+    def _check_port_value_real(self, port: Hashable, value: Any) -> Any:
         """Return what to write to ``port`` for ``value``; raise ``LimitError`` if it cannot be written."""
         return value

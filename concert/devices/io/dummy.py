@@ -30,13 +30,13 @@ class IO(base.IO):
     def _get_ports(self) -> List[Hashable]:
         return list(self._values)
 
-    def _read_port(self, port: Hashable) -> int:
+    def _read_port_real(self, port: Hashable) -> int:
         return self._values[port]
 
-    def _write_port(self, port: Hashable, value: int) -> None:
+    def _write_port_real(self, port: Hashable, value: int) -> None:
         self._values[port] = value
 
-    def _check_port_value(self, port: Hashable, value: Any) -> int:
+    def _check_port_value_real(self, port: Hashable, value: Any) -> int:
         highest = 2**self._bits - 1
         if not isinstance(value, numbers.Integral) or not 0 <= value <= highest:
             raise LimitError(

@@ -3,7 +3,9 @@
 ``intensity`` is never negative (soft limit 0 V: a negative value raises
 :class:`~concert.exceptions.SoftLimitError` before the hardware is touched);
 implementations report their maximum as a hardware limit. Implementations
-provide ``_get_intensity()``/``_set_intensity(voltage)``.
+provide only the accessors ``_get_intensity()``/``_set_intensity(voltage)``
+(volts, converted and checked against the limits already); there are no
+``_*_real`` hardware hooks in this family.
 """
 
 from __future__ import annotations

@@ -5,10 +5,15 @@ The two parameters are two views of one setting, related by
 light. An implementation provides one pair of accessors, whichever its
 hardware speaks:
 
-* ``_get_energy_real()``/``_set_energy_real(energy)``, or
-* ``_get_wavelength_real()``/``_set_wavelength_real(wavelength)``,
+* ``_get_energy_real()``/``_set_energy_real(energy)`` (keV), or
+* ``_get_wavelength_real()``/``_set_wavelength_real(wavelength)`` (nm),
 
-and this base class converts for the other parameter. Writing either one
+and this base class converts for the other parameter. The setter receives a
+positive value, converted and checked against the limits of the parameter
+written, and returns once the monochromator is tuned; an exception
+propagates to the writer. With neither pair, reads and writes raise
+:class:`~concert.exceptions.ReadAccessError` or
+:class:`~concert.exceptions.WriteAccessError` naming both. Writing either one
 sends ``'changed'`` for both. Energies and wavelengths must be positive: a
 negative value raises :class:`~concert.exceptions.SoftLimitError` (the soft
 lower limit is 0), zero raises :class:`~concert.exceptions.LimitError`, in

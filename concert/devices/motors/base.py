@@ -7,13 +7,30 @@ so concurrent moves never lose an update). ``stop()``, ``abort()``,
 ``emergency_stop()``, cancelling the future and Ctrl-C all stop a move
 part-way.
 
-Implementations provide the hardware side:
+Implementations provide the hardware side (positions in the unit of the
+motor's ``position``: mm for linear, degrees for rotation motors):
 
-* ``_get_position()``, ``_move_hardware(position)`` (blocks until arrived or
-  stopped), ``_stop_hardware()`` (blocks until standing still),
-  ``_home_hardware()``;
-* ``_get_motion_velocity()``/``_set_motion_velocity(v)``;
-* continuous motors also ``_get_velocity()``/``_set_velocity(v)``.
+* ``_move_real(position)``: move to ``position``, already converted and
+  checked against the soft and hardware limits; block until the motor has
+  arrived or was stopped by ``_stop_real()`` (from another thread) and return
+  normally in both cases. It runs one at a time, in the motor's slot; an
+  exception puts the motor into ``'error'``.
+* ``_stop_real()``: stop the current motion and return once the motor stands
+  still; harmless at rest. It is what ``stop()``, a cancel request, Ctrl-C,
+  ``abort()`` and ``emergency_stop()`` call, from any thread and while
+  ``_move_real()`` or ``_home_real()`` runs in another, so it must not wait for
+  any lock or device call, and may be called several times for one stop.
+* ``_home_real()``: move to the home position, blocking and stoppable like
+  ``_move_real()``.
+* the accessors ``_get_position()`` and
+  ``_get_motion_velocity()``/``_set_motion_velocity(v)`` (unit per second);
+  continuous motors also ``_get_velocity()``/``_set_velocity(v)``, where
+  writing a non-zero velocity starts constant-velocity motion and returns at
+  once, and zero stops it.
+
+A hook the hardware cannot do raises
+:class:`~concert.exceptions.AccessorNotImplementedError` (what the base
+class does when it is not implemented).
 """
 
 from __future__ import annotations
@@ -58,8 +75,8 @@ class _Motor(Device):
     @check(source=_RESTING, target=_RESTING)
     @transition(immediate="moving", target="standby")
     def _move_to(self, position: Any) -> None:
-        with on_cancel(self._stop_hardware):  # a cancel request or Ctrl-C stops the motor
-            self._move_hardware(position)
+        with on_cancel(self._stop_real):  # a cancel request or Ctrl-C stops the motor
+            self._move_real(position)
 
     @async_
     def move(self, delta: Any) -> None:
@@ -83,7 +100,7 @@ class _Motor(Device):
     @async_
     def stop(self) -> None:
         """Stop the current motion part-way (always allowed; does nothing at rest)."""
-        self._stop_hardware()
+        self._stop_real()
 
     @async_
     def home(self) -> None:
@@ -95,8 +112,8 @@ class _Motor(Device):
     @check(source=_RESTING, target="standby")
     @transition(immediate="moving", target="standby")
     def _home(self) -> None:
-        with on_cancel(self._stop_hardware):
-            self._home_hardware()
+        with on_cancel(self._stop_real):
+            self._home_real()
 
     @async_
     @check(source="error", target="standby")
@@ -105,7 +122,7 @@ class _Motor(Device):
         """Leave the ``'error'`` state."""
 
     def _abort(self) -> None:
-        self._stop_hardware()
+        self._stop_real()
 
     # -- velocity measured from two positions -------------------------------------------
 
@@ -118,13 +135,16 @@ class _Motor(Device):
 
     # -- what implementations provide ----------------------------------------------------
 
-    def _move_hardware(self, position: Any) -> None:
+    def _move_real(self, position: Any) -> None:
+        """Move to ``position`` (checked, in the motor's unit); block until there or stopped."""
         raise AccessorNotImplementedError(f"{self!r} cannot move")
 
-    def _stop_hardware(self) -> None:
+    def _stop_real(self) -> None:
+        """Stop the motion, return once standing still; harmless at rest; never waits for locks."""
         raise AccessorNotImplementedError(f"{self!r} cannot stop")
 
-    def _home_hardware(self) -> None:
+    def _home_real(self) -> None:
+        """Move to the home position; block until there or stopped, as :meth:`_move_real`."""
         raise AccessorNotImplementedError(f"{self!r} cannot home")
 
 

@@ -31,8 +31,8 @@ __all__ = ["ContinuousLinearMotor", "ContinuousRotationMotor", "LinearMotor", "R
 class _Axis:
     """The simulated mechanics: one motion at a time, in integer steps.
 
-    Every field is guarded by ``_lock``; ``_idle`` is set whenever no
-    positioning move is running.
+    Every field but the two events is guarded by ``_lock``; ``_stop_request``
+    is set to end the running positioning move, ``_idle`` whenever none runs.
     """
 
     def __init__(self, steps: int, lower: Optional[int], upper: Optional[int]) -> None:
@@ -155,14 +155,14 @@ class _Simulated:
     def _get_position(self) -> Any:
         return self._from_steps(self._axis.position())
 
-    def _move_hardware(self, position: Any) -> None:
+    def _move_real(self, position: Any) -> None:
         self._axis.move_to(self._to_steps(position), self._rate)
 
-    def _stop_hardware(self) -> None:
+    def _stop_real(self) -> None:
         self._axis.stop()
 
-    def _home_hardware(self) -> None:
-        self._move_hardware(self._home_position)
+    def _home_real(self) -> None:
+        self._move_real(self._home_position)
 
     def _get_motion_velocity(self) -> Any:
         return self._motion_velocity
@@ -254,7 +254,7 @@ class _Continuous:
     def _set_velocity(self, velocity: Any) -> None:
         with device_call(self, None, slot=True):  # one motion at a time, as positioning moves
             if velocity.magnitude == 0:
-                self._stop_hardware()
+                self._stop_real()
             else:
                 self._run(velocity)
 
@@ -265,7 +265,7 @@ class _Continuous:
         rate = self._steps_per_second(abs(velocity))
         self._axis.run(rate if velocity.magnitude > 0 else -rate)
 
-    def _stop_hardware(self) -> None:
+    def _stop_real(self) -> None:
         # No device call here: stopping must never wait for anybody's `with motor:` block.
         if self._axis.stop():
             self["state"].after_abort()

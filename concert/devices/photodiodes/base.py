@@ -2,7 +2,8 @@
 
 ``intensity`` is the diode's (amplified) output voltage; writing it raises
 :class:`~concert.exceptions.WriteAccessError`. Implementations provide
-``_get_intensity()``.
+only the accessor ``_get_intensity()`` (a voltage); there are no
+``_*_real`` hardware hooks in this family.
 """
 
 from __future__ import annotations

@@ -12,8 +12,23 @@ thread, without waiting for anybody's exclusive access.
 negative rate raises :class:`~concert.exceptions.SoftLimitError`); it can be
 changed in either state.
 
-Implementations provide the hardware side: ``_start()``, ``_stop()`` and
-``_get_flow_rate()``/``_set_flow_rate(rate)``.
+Implementations provide the hardware side:
+
+* ``_start_real()``: start pumping at the current ``flow_rate``; return once
+  the pump runs;
+* ``_stop_real()``: stop pumping; return once the pump has stopped; harmless
+  when it is not pumping. ``stop()`` and ``reset()`` call it, and so do
+  ``abort()`` and ``emergency_stop()``, from any thread while another call
+  may be running, so it must not wait for any lock or device call, and may be
+  called several times for one stop;
+* the accessors ``_get_flow_rate()``/``_set_flow_rate(rate)``, in l/min (the
+  rate arrives converted and checked against the limits).
+
+``start()``, ``stop()`` and ``reset()`` run one at a time, in the pump's
+slot, after the state check; an exception in them puts the pump into
+``'error'``. A hook the hardware cannot do raises
+:class:`~concert.exceptions.AccessorNotImplementedError` (what the base
+class does when it is not implemented).
 """
 
 from __future__ import annotations
@@ -44,7 +59,7 @@ class Pump(Device):
 
         :raises StateError: (in the future) if the pump is not in standby.
         """
-        self._start()
+        self._start_real()
 
     @async_
     @check(source="pumping", target="standby")
@@ -54,7 +69,7 @@ class Pump(Device):
 
         :raises StateError: (in the future) if the pump is not pumping.
         """
-        self._stop()
+        self._stop_real()
 
     @async_
     @check(source="error", target="standby")
@@ -64,19 +79,21 @@ class Pump(Device):
 
         :raises StateError: (in the future) if the pump is not in ``'error'``.
         """
-        self._stop()
+        self._stop_real()
 
     def _abort(self) -> None:
         # Must not wait for anybody's locks; the state goes from pumping to standby as
         # declared (an 'error' is kept: leaving it takes reset()).
-        self._stop()
+        self._stop_real()
 
     # -- what implementations provide ------------------------------------------------
 
-    def _start(self) -> None:
+    def _start_real(self) -> None:
+        """Start pumping at ``flow_rate``; return once the pump runs."""
         raise AccessorNotImplementedError(f"{self!r} cannot start")
 
-    def _stop(self) -> None:
+    def _stop_real(self) -> None:
+        """Stop pumping, return once stopped; harmless when stopped; never waits for locks."""
         raise AccessorNotImplementedError(f"{self!r} cannot stop")
 
     def _get_flow_rate(self) -> Any:

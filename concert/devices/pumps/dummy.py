@@ -33,10 +33,10 @@ class Pump(base.Pump):
         self._pumping = False
         super().__init__()
 
-    def _start(self) -> None:
+    def _start_real(self) -> None:
         self._pumping = True
 
-    def _stop(self) -> None:
+    def _stop_real(self) -> None:
         self._pumping = False
 
     def _get_flow_rate(self) -> Any:

@@ -5,8 +5,13 @@ tare). Writing it raises :class:`~concert.exceptions.WriteAccessError`.
 ``tare()`` makes the current load read as zero; it is a device operation, so
 it waits for other owners' ``with scales:`` blocks.
 
-Implementations provide ``_get_weight()`` and, for :class:`TarableScales`,
-``_tare()``.
+Implementations provide the accessor ``_get_weight()`` (a mass, g) and,
+for :class:`TarableScales`, ``_tare_real()``: make the current load read as
+zero, returning once it does. ``tare()`` runs it as one device call; an
+exception propagates to the caller (scales have no state machine). A hook
+the hardware cannot do raises
+:class:`~concert.exceptions.AccessorNotImplementedError` (what the base
+class does when it is not implemented).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ class TarableScales(Scales):
     def tare(self) -> None:
         """Return a future of taring: afterwards the current load reads 0 g."""
         with device_call(self, None):
-            self._tare()
+            self._tare_real()
 
-    def _tare(self) -> None:
+    def _tare_real(self) -> None:
+        """Make the current load read as zero; return once it does."""
         raise AccessorNotImplementedError(f"{self!r} cannot tare")

@@ -54,5 +54,5 @@ class Scales(_Simulated, base.Scales):
 class TarableScales(_Simulated, base.TarableScales):
     """Simulated tarable scales; ``load`` and ``capacity`` are masses."""
 
-    def _tare(self) -> None:
+    def _tare_real(self) -> None:
         self._tare_mass = self._load

@@ -8,9 +8,20 @@ moves. Calls from several threads take turns: the second of two concurrent
 of the hardware puts the shutter into ``'error'``; ``reset()`` closes it
 again. Every state change is announced with ``dispatcher.send(shutter, state)``.
 
-Implementations provide the hardware side: ``_open()`` and ``_close()``, each
-blocking until the shutter has arrived. They may provide ``_get_state()``
-when the hardware reports its position.
+Implementations provide the hardware side:
+
+* ``_open_real()``: open the shutter, blocking until it is open;
+* ``_close_real()``: close it, blocking until it is closed (``reset()``
+  calls it too, from ``'error'``, where the blades may be anywhere).
+
+Each runs one at a time, in the shutter's slot, after the state check; an
+exception puts the shutter into ``'error'``. A hook the hardware cannot do
+raises :class:`~concert.exceptions.AccessorNotImplementedError` (what the
+base class does when it is not implemented). Implementations may also
+provide ``_get_state()`` when the hardware reports its position, and
+:meth:`~concert.devices.base.Device._abort` when it can stop the blades
+half-way (the base class does not override it: a stop does not move the
+shutter).
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ class Shutter(Device):
 
         :raises StateError: (in the future) if the shutter is not closed.
         """
-        self._open()
+        self._open_real()
 
     @async_
     @check(source="open", target="closed")
@@ -46,7 +57,7 @@ class Shutter(Device):
 
         :raises StateError: (in the future) if the shutter is not open.
         """
-        self._close()
+        self._close_real()
 
     @async_
     @check(source="error", target="closed")
@@ -56,12 +67,14 @@ class Shutter(Device):
 
         :raises StateError: (in the future) if the shutter is not in ``'error'``.
         """
-        self._close()
+        self._close_real()
 
     # -- what implementations provide ------------------------------------------------
 
-    def _open(self) -> None:
+    def _open_real(self) -> None:
+        """Open the shutter; return once it is open."""
         raise AccessorNotImplementedError(f"{self!r} cannot open")
 
-    def _close(self) -> None:
+    def _close_real(self) -> None:
+        """Close the shutter; return once it is closed."""
         raise AccessorNotImplementedError(f"{self!r} cannot close")

@@ -31,8 +31,8 @@ class Shutter(base.Shutter):
         if self._move_seconds > 0:
             threading.Event().wait(self._move_seconds)
 
-    def _open(self) -> None:
+    def _open_real(self) -> None:
         self._move()
 
-    def _close(self) -> None:
+    def _close_real(self) -> None:
         self._move()

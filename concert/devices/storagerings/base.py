@@ -2,8 +2,9 @@
 
 All three are read-only: a beamline observes the ring, it does not run it;
 writing one raises :class:`~concert.exceptions.WriteAccessError`.
-Implementations provide ``_get_current()``, ``_get_energy()`` and
-``_get_lifetime()``.
+Implementations provide only the accessors ``_get_current()``,
+``_get_energy()`` and ``_get_lifetime()``; there are no ``_*_real``
+hardware hooks in this family.
 """
 
 from __future__ import annotations

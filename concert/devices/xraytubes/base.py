@@ -11,8 +11,24 @@ waiting for anybody's exclusive access.
 ``voltage`` (kV) and ``current`` (µA) are never negative (soft limits 0) and
 can be changed in either state; ``power`` (W) is read-only, their product.
 
-Implementations provide the hardware side: ``_on()``, ``_off()`` and the
-accessors of ``voltage`` and ``current``.
+Implementations provide the hardware side:
+
+* ``_on_real()``: switch the tube on (at the current voltage and current);
+  return once it emits;
+* ``_off_real()``: switch it off; return once it is off; harmless when it is
+  off. ``off()`` and ``reset()`` call it, and so do ``abort()`` and
+  ``emergency_stop()``, from any thread while another call may be running, so
+  it must not wait for any lock or device call, and may be called several
+  times for one stop;
+* the accessors ``_get_voltage()``/``_set_voltage(v)`` (kV) and
+  ``_get_current()``/``_set_current(i)`` (µA); values arrive converted and
+  checked against the limits. ``power`` needs no accessor.
+
+``on()``, ``off()`` and ``reset()`` run one at a time, in the tube's slot,
+after the state check; an exception in them puts the tube into ``'error'``.
+A hook the hardware cannot do raises
+:class:`~concert.exceptions.AccessorNotImplementedError` (what the base
+class does when it is not implemented).
 """
 
 from __future__ import annotations
@@ -45,7 +61,7 @@ class XRayTube(Device):
 
         :raises StateError: (in the future) if the tube is not off.
         """
-        self._on()
+        self._on_real()
 
     @async_
     @check(source="on", target="off")
@@ -55,7 +71,7 @@ class XRayTube(Device):
 
         :raises StateError: (in the future) if the tube is not on.
         """
-        self._off()
+        self._off_real()
 
     @async_
     @check(source="error", target="off")
@@ -65,12 +81,12 @@ class XRayTube(Device):
 
         :raises StateError: (in the future) if the tube is not in ``'error'``.
         """
-        self._off()
+        self._off_real()
 
     def _abort(self) -> None:
         # Must not wait for anybody's locks; the state goes from on to off as declared
         # (an 'error' is kept: leaving it takes reset()).
-        self._off()
+        self._off_real()
 
     def _get_power(self) -> Any:
         try:
@@ -80,10 +96,12 @@ class XRayTube(Device):
 
     # -- what implementations provide ------------------------------------------------
 
-    def _on(self) -> None:
+    def _on_real(self) -> None:
+        """Switch the tube on; return once it emits."""
         raise AccessorNotImplementedError(f"{self!r} cannot switch on")
 
-    def _off(self) -> None:
+    def _off_real(self) -> None:
+        """Switch the tube off, return once off; harmless when off; never waits for locks."""
         raise AccessorNotImplementedError(f"{self!r} cannot switch off")
 
     def _get_voltage(self) -> Any:

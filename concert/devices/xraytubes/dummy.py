@@ -44,10 +44,10 @@ class XRayTube(base.XRayTube):
         self._emitting = False
         super().__init__()
 
-    def _on(self) -> None:
+    def _on_real(self) -> None:
         self._emitting = True
 
-    def _off(self) -> None:
+    def _off_real(self) -> None:
         self._emitting = False
 
     def _get_voltage(self) -> Any:
