@@ -52,11 +52,7 @@ Rules:
 from __future__ import annotations
 
 import functools
-import linecache
-import re
-import sys
 from concurrent.futures import CancelledError
-from types import FrameType
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from concert.dispatcher import dispatcher
@@ -84,7 +80,7 @@ class State(Parameter):
     A state is never written, so ``fset`` and ``check`` -- which apply to
     writes -- are refused when the class is defined.
 
-    :raises TypeError: ``fset`` or ``check`` was given, naming the state.
+    :raises TypeError: ``fset`` or ``check`` was given.
     """
 
     def __init__(
@@ -101,7 +97,7 @@ class State(Parameter):
         if refused:
             arguments = ", ".join(f"{name}=..." for name in refused)
             raise TypeError(
-                f"{_declaration(sys._getframe(1))}State({arguments}): a State cannot be assigned; "
+                f"State({arguments}): a State cannot be assigned; "
                 "it changes only through transitions (methods decorated with @transition), "
                 f"so it takes no {' or '.join(refused)}"
             )
@@ -157,27 +153,6 @@ class StateValue(ParameterValue):
 
 
 State.value_class = StateValue
-
-
-def _declaration(frame: Optional[FrameType]) -> str:
-    """``Oven.state = `` for a State made in the body of class ``Oven`` as ``state = State(...)``.
-
-    Only for error messages, when the State does not know its name yet: the
-    nearest class body among the callers, and the name on the left of its
-    line; empty when there is none.
-    """
-    for _ in range(8):  # a subclass of State may call from its own __init__
-        if frame is None:
-            return ""
-        scope = frame.f_locals
-        if frame.f_code.co_name != "__init__" and "__qualname__" in scope and "__module__" in scope:
-            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-            assigned = re.match(r"\s*([A-Za-z_]\w*)\s*(?::[^=]*)?=[^=].*\w*State\(", line)
-            name = f".{assigned.group(1)}" if assigned else ""
-            owner = str(scope["__qualname__"]).rsplit("<locals>.", 1)[-1]
-            return f"{owner}{name} = "
-        frame = frame.f_back
-    return ""
 
 
 def _as_states(states: States) -> Tuple[str, ...]:

@@ -242,7 +242,7 @@ def test_a_state_with_a_setter_is_refused_when_the_class_is_defined(argument):
             door = State(default="closed", **{argument: lambda *args: None})
 
     message = str(info.value)
-    assert message.startswith(f"Oven.door = State({argument}=...): ")
+    assert message.startswith(f"State({argument}=...): ")
     assert "State cannot be assigned; it changes only through transitions" in message
     assert argument in message.rsplit("takes no", 1)[1]
 
