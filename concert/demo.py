@@ -175,7 +175,7 @@ def _frames(camera: Any, count: int, motor: Any = None, angles: Any = None, bar:
             if motor is not None:
                 motor.position = angles[index]
             camera.trigger().join(CLEANUP_TIMEOUT)
-            frame = camera.grab(timeout=CLEANUP_TIMEOUT).result(CLEANUP_TIMEOUT)
+            frame = camera.grab_async(timeout=CLEANUP_TIMEOUT).result(CLEANUP_TIMEOUT)
             if motor is not None:
                 frame.metadata["angle_deg"] = float(angles[index].m_as("deg"))
             if bar is not None:

@@ -174,10 +174,10 @@ def test_a_cancelled_grab_names_the_reason():
     camera = Camera()
     camera.trigger_source = "SOFTWARE"
     with camera.recording():
-        grab = camera.grab()
+        grab = camera.grab_async()
         busy_wait(grab.running, sleep_time=0.001, timeout=TIMEOUT)
         assert grab.cancel(TIMEOUT)
-        with pytest.raises(CancelledError, match=r"grab\(\) was stopped by cancel\(\)"):
+        with pytest.raises(CancelledError, match=r"grab_async\(\) was stopped by cancel\(\)"):
             grab.result(TIMEOUT)
 
 

@@ -96,7 +96,7 @@ def test_an_experiment_runs_inside_with_motor_and_recording(tmp_path):
     def projections():
         for index in range(4):
             motor.position = index * 10 * q.deg
-            yield camera.grab().result(TIMEOUT)
+            yield camera.grab_async().result(TIMEOUT)
 
     experiment = Experiment([Acquisition("projections", projections)], walker)
     with motor, camera.recording():

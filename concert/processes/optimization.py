@@ -114,7 +114,7 @@ def focus(
 
             def sharpness() -> float:
                 camera.trigger().join()
-                return float(measure(camera.grab().result()))
+                return float(measure(camera.grab()))
 
             return optimize_parameter(
                 motor["position"], sharpness, motor.position, halver, (step, epsilon, max_iterations)

@@ -92,7 +92,7 @@ def test_works_without_arguments():
     assert camera.sensor_pixel_width == 6.5 * q.um and camera.sensor_pixel_height == 6.5 * q.um
     assert {value.name for value in camera} >= set(SETTINGS) | {"state", "sensor_width", "sensor_pixel_width"}
     with camera.recording():
-        frame = camera.grab().result(TIMEOUT)
+        frame = camera.grab_async().result(TIMEOUT)
     assert isinstance(frame, ImageWithMetadata)
     assert frame.shape == (480, 640) and frame.dtype == np.uint16
     assert set(frame.metadata) >= {"frame", "timestamp", "exposure_time", "roi"}
@@ -259,7 +259,7 @@ def test_any_roi_on_the_sensor_is_accepted_and_sets_the_frame_shape(x0, y0, widt
     assert fits
     with camera.recording():
         camera.trigger().join(TIMEOUT)
-        frame = camera.grab(TIMEOUT).result(TIMEOUT)
+        frame = camera.grab_async(TIMEOUT).result(TIMEOUT)
     assert frame.shape == (height, width)
     assert frame.metadata["roi"] == (x0, y0, width, height)
 
@@ -315,7 +315,7 @@ def test_state_checks_of_the_methods():
 def test_grab_before_any_recording_is_a_state_error():
     camera = Camera()
     with pytest.raises(StateError, match=rf"{camera!r}: grab\(\) found no frame.*'standby'"):
-        camera.grab(TIMEOUT).result(TIMEOUT)
+        camera.grab_async(TIMEOUT).result(TIMEOUT)
 
 
 def test_error_state_and_reset():
@@ -327,7 +327,7 @@ def test_error_state_and_reset():
     with pytest.raises(OSError, match="sensor too hot"):
         camera.start_recording().result(TIMEOUT)
     assert camera.state == "error" and "sensor too hot" in camera["state"].error
-    for call in (camera.start_recording, camera.grab):
+    for call in (camera.start_recording, camera.grab_async):
         with pytest.raises(StateError, match="'error'"):
             call().result(TIMEOUT)
     with pytest.raises(StateError):
@@ -359,7 +359,7 @@ def test_frames_come_at_the_frame_rate():
         started = time.time()
         frames, returned = [], []
         for _ in range(20):
-            frames.append(camera.grab(TIMEOUT).result(TIMEOUT))
+            frames.append(camera.grab_async(TIMEOUT).result(TIMEOUT))
             returned.append(time.time())
     assert numbers(frames) == list(range(20))
     stamps = np.array([frame.metadata["timestamp"] for frame in frames])
@@ -374,13 +374,13 @@ def test_frame_content_follows_the_roi_and_differs_between_frames():
     full = small_camera()
     full.frame_rate = 1000 * q.Hz
     with full.recording():
-        whole = [full.grab(TIMEOUT).result(TIMEOUT) for _ in range(2)]
+        whole = [full.grab_async(TIMEOUT).result(TIMEOUT) for _ in range(2)]
     cropped = small_camera()
     cropped.frame_rate = 1000 * q.Hz
     cropped.roi_width, cropped.roi_height = 20 * q.pixel, 15 * q.pixel
     cropped.roi_x0, cropped.roi_y0 = 10 * q.pixel, 5 * q.pixel
     with cropped.recording():
-        part = cropped.grab(TIMEOUT).result(TIMEOUT)
+        part = cropped.grab_async(TIMEOUT).result(TIMEOUT)
     assert part.shape == (15, 20) and part.metadata["roi"] == (10, 5, 20, 15)
     np.testing.assert_array_equal(part, whole[0][5:20, 10:30])
     assert not np.array_equal(whole[0], whole[1])
@@ -395,7 +395,7 @@ def test_exposure_time_sets_brightness_and_metadata():
     for exposure in (1 * q.ms, 4 * q.ms, 1000 * q.s):
         camera.exposure_time = exposure
         with camera.recording():
-            frame = camera.grab(TIMEOUT).result(TIMEOUT)
+            frame = camera.grab_async(TIMEOUT).result(TIMEOUT)
         assert frame.metadata["exposure_time"] == pytest.approx(exposure.to(q.s).magnitude)
         means.append(frame.mean())
     assert means[0] < means[1] < means[2] == 65535  # saturated
@@ -405,7 +405,7 @@ def test_slow_reader_gets_every_frame_numbered_consecutively():
     camera = small_camera()
     camera.frame_rate = 1000 * q.Hz
     camera.start_recording().join(TIMEOUT)
-    first = camera.grab(TIMEOUT).result(TIMEOUT)
+    first = camera.grab_async(TIMEOUT).result(TIMEOUT)
     # A reader busy for 50 ms: some 50 frames are recorded meanwhile.
     busy_wait(lambda: time.time() > first.metadata["timestamp"] + 0.05, sleep_time=0.005, timeout=TIMEOUT)
     before_stop = time.time()
@@ -414,7 +414,7 @@ def test_slow_reader_gets_every_frame_numbered_consecutively():
     rest = []
     while True:  # frames recorded before the stop can still be read
         try:
-            rest.append(camera.grab(TIMEOUT).result(TIMEOUT))
+            rest.append(camera.grab_async(TIMEOUT).result(TIMEOUT))
         except StateError:
             break
     frames = [first, *rest]
@@ -438,7 +438,7 @@ def test_concurrent_grabs_get_distinct_consecutive_frames():
         try:
             barrier.wait()
             for _ in range(10):
-                grabbed.append(camera.grab(TIMEOUT).result(TIMEOUT).metadata["frame"])
+                grabbed.append(camera.grab_async(TIMEOUT).result(TIMEOUT).metadata["frame"])
         except Exception as error:  # collected and asserted below
             errors.append(error)
 
@@ -456,7 +456,7 @@ def test_concurrent_grab_futures(asynchronous):
     camera = small_camera()
     camera.frame_rate = 2000 * q.Hz
     with camera.recording():
-        futures = [camera.grab(TIMEOUT) for _ in range(40)]
+        futures = [camera.grab_async(TIMEOUT) for _ in range(40)]
         frames = [future.result(TIMEOUT) for future in futures]
     assert sorted(numbers(frames)) == list(range(40))
 
@@ -466,7 +466,7 @@ def test_restarting_begins_again_at_frame_zero():
     camera.frame_rate = 1000 * q.Hz
     for _ in range(2):
         with camera.recording():
-            assert numbers([camera.grab(TIMEOUT).result(TIMEOUT) for _ in range(3)]) == [0, 1, 2]
+            assert numbers([camera.grab_async(TIMEOUT).result(TIMEOUT) for _ in range(3)]) == [0, 1, 2]
 
 
 # -- SOFTWARE and EXTERNAL triggers --------------------------------------------------------------------
@@ -478,13 +478,13 @@ def test_software_trigger_makes_one_frame_each():
     with camera.recording():
         for _ in range(3):
             camera.trigger().join(TIMEOUT)
-        frames = [camera.grab(TIMEOUT).result(TIMEOUT) for _ in range(3)]
+        frames = [camera.grab_async(TIMEOUT).result(TIMEOUT) for _ in range(3)]
         assert numbers(frames) == [0, 1, 2]
         assert all(frame.metadata["trigger_source"] == "SOFTWARE" for frame in frames)
         with pytest.raises(WaitError, match=rf"{camera!r}: grab\(\) got no frame within 0.05 s"):
-            camera.grab(0.05).result(TIMEOUT)
+            camera.grab_async(0.05).result(TIMEOUT)
         camera.trigger().join(TIMEOUT)
-        assert camera.grab(50 * q.ms).result(TIMEOUT).metadata["frame"] == 3  # the timeout took none
+        assert camera.grab_async(50 * q.ms).result(TIMEOUT).metadata["frame"] == 3  # the timeout took none
     assert camera.calls["_trigger_real"] == 4
 
 
@@ -495,9 +495,9 @@ def test_triggered_frames_can_be_read_after_stopping():
     camera.trigger().join(TIMEOUT)
     camera.trigger().join(TIMEOUT)
     camera.stop_recording().join(TIMEOUT)
-    assert numbers([camera.grab().result(TIMEOUT) for _ in range(2)]) == [0, 1]
+    assert numbers([camera.grab_async().result(TIMEOUT) for _ in range(2)]) == [0, 1]
     with pytest.raises(StateError, match="every frame it recorded has been read"):
-        camera.grab().result(TIMEOUT)
+        camera.grab_async().result(TIMEOUT)
 
 
 def test_external_trigger():
@@ -507,7 +507,7 @@ def test_external_trigger():
     assert not camera.simulate_external_trigger()
     with camera.recording():
         assert camera.simulate_external_trigger()
-        frame = camera.grab(TIMEOUT).result(TIMEOUT)
+        frame = camera.grab_async(TIMEOUT).result(TIMEOUT)
         assert frame.metadata["frame"] == 0 and frame.metadata["trigger_source"] == "EXTERNAL"
         with pytest.raises(StateError, match="but it is EXTERNAL"):
             camera.trigger().result(TIMEOUT)
@@ -522,7 +522,7 @@ def test_external_trigger_from_another_thread_wakes_a_waiting_grab():
     with camera.recording():
         pulses = threading.Thread(target=lambda: [camera.simulate_external_trigger() for _ in range(5)])
         pulses.start()
-        frames = [camera.grab(TIMEOUT).result(TIMEOUT) for _ in range(5)]
+        frames = [camera.grab_async(TIMEOUT).result(TIMEOUT) for _ in range(5)]
         pulses.join(TIMEOUT)
     assert numbers(frames) == list(range(5))
 
@@ -531,14 +531,14 @@ def test_cancelling_a_waiting_grab_takes_no_frame(asynchronous):
     camera = Camera()
     camera.trigger_source = SOFTWARE
     with camera.recording():
-        waiting = camera.grab()
+        waiting = camera.grab_async()
         busy_wait(waiting.running, sleep_time=0.001, timeout=TIMEOUT)
         assert waiting.cancel()
         with pytest.raises(CancelledError):
             waiting.result(TIMEOUT)
         assert camera.state == "recording"
         camera.trigger().join(TIMEOUT)
-        assert camera.grab(TIMEOUT).result(TIMEOUT).metadata["frame"] == 0
+        assert camera.grab_async(TIMEOUT).result(TIMEOUT).metadata["frame"] == 0
 
 
 def test_an_exclusive_owner_gets_the_frames(asynchronous):
@@ -546,12 +546,12 @@ def test_an_exclusive_owner_gets_the_frames(asynchronous):
     camera = Camera()
     camera.trigger_source = SOFTWARE
     with camera.recording():
-        outsider = camera.grab(1)
+        outsider = camera.grab_async(1)
         try:
             busy_wait(outsider.running, sleep_time=0.001, timeout=TIMEOUT)
             with camera:
                 camera.trigger().join(TIMEOUT)
-                assert camera.grab(TIMEOUT).result(TIMEOUT).metadata["frame"] == 0
+                assert camera.grab_async(TIMEOUT).result(TIMEOUT).metadata["frame"] == 0
                 assert not outsider.done()
             camera.trigger().join(TIMEOUT)
             assert outsider.result(TIMEOUT).metadata["frame"] == 1
@@ -591,7 +591,7 @@ def test_waiting_with_blocks_get_in_between_the_slices_of_a_waiting_grab(asynchr
     owners = 20
     inside = []  # (slices running at entry, slices begun at entry, slices begun at exit, grab done)
     with camera.recording():
-        waiting = camera.grab(TIMEOUT)
+        waiting = camera.grab_async(TIMEOUT)
         try:
             busy_wait(lambda: camera.polls > 0, sleep_time=0.001, timeout=TIMEOUT)
             start = threading.Barrier(owners)
@@ -624,7 +624,7 @@ def test_abort_stops_recording_and_wakes_a_waiting_grab(asynchronous):
     camera = Camera()
     camera.trigger_source = SOFTWARE
     camera.start_recording().join(TIMEOUT)
-    waiting = camera.grab()
+    waiting = camera.grab_async()
     busy_wait(waiting.running, sleep_time=0.001, timeout=TIMEOUT)
     stopped = dispatcher.when(camera, "standby")
     aborter = threading.Thread(target=camera.emergency_stop)
@@ -632,7 +632,7 @@ def test_abort_stops_recording_and_wakes_a_waiting_grab(asynchronous):
     aborter.join(TIMEOUT)
     assert stopped.result(TIMEOUT) is camera
     assert camera.state == "standby"
-    with pytest.raises(CancelledError, match=r"grab\(\) was stopped by emergency_stop\(\)"):
+    with pytest.raises(CancelledError, match=r"grab_async\(\) was stopped by emergency_stop\(\)"):
         waiting.result(TIMEOUT)
     camera.abort()  # idempotent, harmless in standby
     assert camera.state == "standby"
@@ -727,7 +727,7 @@ def test_stream_timeout():
         with pytest.raises(UnitError, match=rf"{camera!r}: stream\(\): timeout=.*meter"):
             camera.stream(1 * q.m)
         with pytest.raises(UnitError, match=rf"{camera!r}: grab\(\): timeout=.*meter"):
-            camera.grab(1 * q.m).result(TIMEOUT)
+            camera.grab_async(1 * q.m).result(TIMEOUT)
 
 
 def test_messages_announce_recording_and_standby():
@@ -763,7 +763,7 @@ def test_exotic_exposure_times_are_normalised_and_frames_still_come(exposure):
     assert type(camera.exposure_time.magnitude) is float
     assert camera.exposure_time.to(q.s).magnitude == pytest.approx(0.01)
     with camera.recording():
-        frame = camera.grab().result(TIMEOUT)
+        frame = camera.grab_async().result(TIMEOUT)
     assert frame.metadata["exposure_time"] == pytest.approx(0.01) and camera.state == "standby"
 
 
@@ -798,3 +798,12 @@ def test_a_write_while_recording_is_named_in_user_terms():
         ):
             camera.start_recording().join(TIMEOUT)
     assert camera.exposure_time == 1 * q.ms
+
+
+def test_grab_blocks_and_returns_the_frame_itself():
+    camera = Camera()
+    with camera.recording():
+        first = camera.grab(TIMEOUT)
+        second = camera.grab(timeout=TIMEOUT)
+    assert isinstance(first, np.ndarray) and first.metadata["frame"] == 0
+    assert second.metadata["frame"] == 1

@@ -28,11 +28,12 @@ unchanged.
 Frames (numpy arrays of shape ``(roi_height, roi_width)`` with metadata, see
 :class:`~concert.imaging.ImageWithMetadata`):
 
-* ``start_recording()``, ``stop_recording()``, ``trigger()``, ``grab()`` and
-  ``reset()`` return futures; ``with camera.recording():`` records for the
+* ``start_recording()``, ``stop_recording()``, ``trigger()``, ``grab_async()``
+  and ``reset()`` return futures; ``grab()`` blocks and returns the frame
+  (as the legacy API did); ``with camera.recording():`` records for the
   duration of the block and always stops.
 * The camera buffers what it records, so no frame is skipped: :meth:`Camera.grab`
-  returns the oldest frame nobody has read yet, waiting for it if necessary.
+  (and :meth:`Camera.grab_async`) returns the oldest frame nobody has read yet, waiting for it if necessary.
   Frames recorded before ``stop_recording()`` can still be read after it;
   ``grab()`` raises :class:`~concert.exceptions.StateError` once the camera is
   not recording and has nothing left to read.
@@ -274,8 +275,17 @@ class Camera(Device):
 
     # -- frames ---------------------------------------------------------------------------
 
-    @async_
     def grab(self, timeout: Any = None) -> ImageWithMetadata:
+        """Return the oldest recorded frame that nobody has read yet, blocking until there is one.
+
+        The legacy API's blocking grab: ``grab_async(timeout).result()``, so
+        it waits, fails and reacts to Ctrl-C exactly as :meth:`grab_async`
+        describes (Ctrl-C stops the wait and takes no frame).
+        """
+        return self.grab_async(timeout).result()
+
+    @async_
+    def grab_async(self, timeout: Any = None) -> ImageWithMetadata:
         """Return a future of the oldest recorded frame that nobody has read yet.
 
         Waits for the frame if it has not been recorded yet (in AUTO mode
