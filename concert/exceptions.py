@@ -10,20 +10,32 @@ from __future__ import annotations
 
 __all__ = [
     "AccessorNotImplementedError",
+    "AddonError",
+    "CameraError",
+    "CancelActionError",
     "ConcertError",
     "ConfigurationError",
+    "DataError",
+    "DeviceError",
+    "ExperimentError",
+    "FSMError",
     "HardLimitError",
+    "IODeviceError",
     "LimitError",
     "LockError",
     "MessagingError",
     "NetworkingError",
+    "ParameterDefinitionError",
     "ParameterError",
     "ParameterNameError",
     "PoolExhaustedError",
+    "ProcessError",
     "ReadAccessError",
+    "SessionError",
     "SoftLimitError",
     "StateError",
     "StorageError",
+    "TransitionNotAllowed",
     "UnitError",
     "WaitError",
     "WriteAccessError",
@@ -120,12 +132,30 @@ class StateError(ConcertError):
         super().__init__(msg or f"not allowed in state {error_state!r}")
 
 
+#: The legacy name of :class:`StateError` (the same class): ``except FSMError:`` catches every
+#: state error, a refused transition included. ``FSMError(state, msg)`` builds a StateError.
+FSMError = StateError
+
+#: The legacy name of :class:`StateError` raised when a method is called in a state its
+#: :func:`~concert.states.check` does not allow; the same class, so it catches every state error.
+TransitionNotAllowed = StateError
+
+
 class LockError(ConcertError):
     """A parameter is write-protected, or exclusive access cannot be had.
 
     Raised for writes to a locked parameter, changes to a permanent lock,
     waits for exclusive access that exceed :data:`concert.config.LOCK_TIMEOUT`,
     and lock orders that would deadlock.
+    """
+
+
+class DataError(ConcertError, ValueError):
+    """Data that does not fit where it was sent: a frame of the wrong shape or dtype, too many frames.
+
+    Raised by the sinks and filters (:mod:`concert.coroutines`,
+    :mod:`concert.pipelines`); the message names the sink or filter, the
+    frame, and the expected and the received shape or dtype.
     """
 
 
@@ -142,4 +172,88 @@ class PoolExhaustedError(ConcertError, RuntimeError):
 
     Raised in the call that would have had to wait for queued work no thread
     is left to run: nesting far too deep, or a runaway fan-out.
+    """
+
+
+class ParameterDefinitionError(ConcertError, ValueError):
+    """A parameter is declared wrongly, so its class cannot be defined.
+
+    Raised when the class body runs, e.g. for a
+    :class:`~concert.parameters.Selection` of no values, or of a string
+    (whose "values" would be its letters).
+    """
+
+
+class CancelActionError(ConcertError, TypeError):
+    """Something that cannot be called was given as a cancel action.
+
+    For example ``future.cancel_operation = 5`` (see
+    :attr:`concert.futures.Future.cancel_operation`). The message names the
+    future and the value.
+    """
+
+
+class ProcessError(ConcertError, ValueError):
+    """A legacy process was called wrongly.
+
+    For example a scan without regions, a region without values or whose
+    parameter is not a parameter value (``motor['position']``), a callback
+    for a region the scan does not have, or a ``focus`` option it does not
+    know. The message names the process, the argument and the value.
+    """
+
+
+class SessionError(ConcertError, TypeError):
+    """A session helper was given something it cannot work with.
+
+    For example a namespace that is neither a mapping nor a module, a
+    ``check`` that is not callable, or a function whose source is not
+    available. The message names the helper and the argument.
+    """
+
+
+class AddonError(ConcertError, ValueError):
+    """An addon was used wrongly, or was given data it cannot take.
+
+    For example attaching an attached addon, ``shapes`` that do not match
+    the acquisitions, or a frame of another shape than the accumulator's
+    array holds. The message names the addon, the acquisition and the value.
+    """
+
+
+class ExperimentError(ConcertError, ValueError):
+    """An experiment or an acquisition was used wrongly.
+
+    For example two acquisitions of the same name, a name that is not one
+    plain directory name, ``get_acquisition`` of a name the experiment does
+    not have, ``remove`` of an acquisition that is not in it, a producer that
+    cannot be called, or a consumer that is not a push-style coroutine. The
+    message names the experiment or acquisition and the value.
+    """
+
+
+class CameraError(ConcertError):
+    """A camera was used in a way it does not allow (the legacy API's name for camera errors).
+
+    Raised for a second ``stream(consumer)`` while one is running, a
+    consumer that is not a primed generator, a :attr:`~concert.devices.cameras.base.Camera.convert` that
+    is not callable, and -- by the simulated camera -- a background that is
+    not an image. The message names the camera and the value.
+    """
+
+
+class DeviceError(ConcertError, TypeError):
+    """Something that is not a device was given where devices are expected.
+
+    Raised by :func:`concert.devices.base.abort` (in the future of that item).
+    """
+
+
+class IODeviceError(ParameterError):
+    """An IO device was asked for a port it does not have (the legacy API's name).
+
+    Raised by ``read_port``/``write_port`` and by :class:`~concert.devices.io.base.Signal` for an
+    unknown port, and by :class:`~concert.devices.io.base.Signal` for a device that is not an
+    :class:`~concert.devices.io.base.IO`. A :class:`~concert.exceptions.ParameterError`, so ``except
+    ParameterError`` catches it too. The message names the device and the port.
     """

@@ -66,10 +66,10 @@ from concurrent.futures._base import (
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from concert import config, interrupts
-from concert.exceptions import WaitError
+from concert.exceptions import CancelActionError, WaitError
 from concert.executor import blocked, get_executor
 from concert.interrupts import discard_held, protected
-from concert.naming import describe_call, name_of
+from concert.naming import describe_call, describe_value, name_of
 from concert.timeouts import optional_seconds
 
 __all__ = [
@@ -163,6 +163,7 @@ class Future(concurrent.futures.Future):
     _interrupted = False
     _stopping = False
     _cancel_text: Optional[str] = None
+    _cancel_operation: Optional[Callable[[], Any]] = None  # see cancel_operation
     _retrieved = False
     _call: Optional[tuple] = None
     _thread: Optional[int] = None  # the ident of the thread running the function (set once, at its start)
@@ -254,6 +255,38 @@ class Future(concurrent.futures.Future):
         """
         with self._condition:
             self._cancel_actions = (*self._cancel_actions, action)
+
+    @property
+    def cancel_operation(self) -> Optional[Callable[[], Any]]:
+        """The legacy spelling of a stop action: ``future.cancel_operation = motor.stop``.
+
+        Assigning a callable registers it with :meth:`add_cancel_action`, so
+        a cancel request on the running operation (:meth:`cancel`, Ctrl-C,
+        ``abort()``) calls it once, as every stop action; if it raises, the
+        request is withdrawn and the error reaches the canceller. Assigning
+        again replaces the previous one (it is unregistered); assigning
+        ``None`` unregisters it. Reading returns what was assigned last, or
+        ``None``. An action assigned after a request was made is not run by
+        that request.
+
+        :raises CancelActionError: if the value is neither callable nor ``None``.
+        """
+        return self._cancel_operation
+
+    @cancel_operation.setter
+    def cancel_operation(self, action: Optional[Callable[[], Any]]) -> None:
+        if action is not None and not callable(action):
+            raise CancelActionError(
+                f"{self.name}: cancel_operation must be a callable that stops the operation "
+                f"(e.g. motor.stop) or None, not {describe_value(action)}"
+            )
+        with self._condition:  # replacing is one step (the lock is reentrant)
+            previous = self._cancel_operation
+            if previous is not None:
+                self.remove_cancel_action(previous)
+            self._cancel_operation = action
+            if action is not None:
+                self.add_cancel_action(action)
 
     def remove_cancel_action(self, action: Callable[[], Any]) -> None:
         """Unregister ``action`` (its last registration); unknown actions are ignored."""

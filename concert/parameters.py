@@ -18,7 +18,8 @@ A write goes through, in this order, and stops at the first failure, leaving
 the device untouched: the write lock (:class:`~concert.exceptions.LockError`),
 the presence of a setter (:class:`~concert.exceptions.WriteAccessError`), the
 value -- unit, finiteness, soft and external limits for quantities
-(:class:`~concert.exceptions.UnitError`, :class:`~concert.exceptions.LimitError`)
+(:class:`~concert.exceptions.UnitError`, :class:`~concert.exceptions.LimitError`),
+membership for a :class:`Selection` (:class:`~concert.exceptions.WriteAccessError`)
 --, exclusive access (waiting for other owners' ``with`` blocks, see
 :mod:`concert.locking`), the state check (:class:`~concert.exceptions.StateError`)
 and only then the setter. A successful write sends ``'changed'`` with the
@@ -26,6 +27,10 @@ parameter value as sender.
 
 When ``data`` is given to a parameter, accessors receive it as an extra last
 argument, so one accessor can serve several parameters.
+
+:class:`Selection` is a parameter restricted to a fixed set of values, and
+:class:`RunnableParameterizable` a collection of parameters with a ``run()``
+returning a future (both from the legacy API).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import enum
 import functools
 import itertools
 import math
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from concert.checks import is_quantity
 from concert.dispatcher import dispatcher
@@ -45,6 +50,7 @@ from concert.exceptions import (
     HardLimitError,
     LimitError,
     LockError,
+    ParameterDefinitionError,
     ParameterError,
     ParameterNameError,
     ReadAccessError,
@@ -61,6 +67,9 @@ from concert.operations import device_call
 from concert.polling import busy_wait
 from concert.quantities import q
 
+if TYPE_CHECKING:
+    from prettytable import PrettyTable
+
 __all__ = [
     "Parameter",
     "ParameterValue",
@@ -68,6 +77,9 @@ __all__ = [
     "ParameterizableType",
     "Quantity",
     "QuantityValue",
+    "RunnableParameterizable",
+    "Selection",
+    "SelectionValue",
 ]
 
 #: How similar (difflib ratio) a name must be to a parameter's to be taken for a misspelling of it.
@@ -184,6 +196,53 @@ class ParameterValue:
         """Whether the parameter has a getter."""
         return self._getter is not None
 
+    @property
+    def target_readable(self) -> bool:
+        """Whether the parameter has a target getter (``fget_target`` or ``_get_target_<name>``)."""
+        return self._target_getter is not None
+
+    @property
+    def target(self) -> Any:
+        """The target value, read in the calling thread (blocking); see :meth:`read_target`.
+
+        :raises ReadAccessError: if the parameter has no target getter
+            (:attr:`target_readable` is false), naming the device and the parameter.
+        """
+        return self.read_target()
+
+    @property
+    def info_table(self) -> PrettyTable:
+        """A table describing the parameter, for printing: ``print(motor['position'].info_table)``.
+
+        A :class:`prettytable.PrettyTable` with the columns ``Attribute`` and
+        ``Value`` and one row each for the name, the current value (read in
+        the calling thread; an error reading it is shown in its place, as
+        ``str(device)`` does), for quantities the unit and the limits a write
+        must respect (:attr:`QuantityValue.lower`, :attr:`QuantityValue.upper`),
+        for selections the allowed values, then whether the parameter is
+        locked, and its help. Values are shown with short unit symbols
+        (``2.0 mm``).
+        """
+        from prettytable import PrettyTable
+
+        table = PrettyTable(["Attribute", "Value"])
+        table.align = "l"
+        for row in self._info_rows():
+            table.add_row(list(row))
+        return table
+
+    def _info_rows(self) -> List[Tuple[str, str]]:
+        """The rows of :attr:`info_table`; subclasses insert theirs after the value."""
+        value = _shown_reading(self.read) if self.readable else "<cannot be read>"
+        rows = [("name", self.name), ("value", value)]
+        rows.extend(self._extra_info_rows())
+        rows.append(("locked", "yes" if self.locked else "no"))
+        rows.append(("help", self.help or ""))
+        return rows
+
+    def _extra_info_rows(self) -> List[Tuple[str, str]]:
+        return []
+
     # -- blocking access in the calling thread ----------------------------------------
 
     def read(self) -> Any:
@@ -207,7 +266,10 @@ class ParameterValue:
         """
         getter = self._target_getter
         if getter is None:
-            raise ReadAccessError(f"{self._label} has no target value: it has no target getter")
+            raise ReadAccessError(
+                f"{self._label} has no target value: it has no target getter "
+                f"(fget_target, or a method _get_target_{self.name}())"
+            )
         try:
             value = getter()
         except AccessorNotImplementedError as error:
@@ -352,6 +414,23 @@ class ParameterValue:
 
 
 Parameter.value_class = ParameterValue
+
+
+def _shown(value: Any) -> str:
+    """``value`` as the tables show it: ``2.0 mm`` for quantities, an enum member's name, else ``str``."""
+    if isinstance(value, q.Quantity):
+        return f"{value:~}"
+    if isinstance(value, enum.Enum):
+        return value.name
+    return str(value)
+
+
+def _shown_reading(read: Callable[[], Any]) -> str:
+    """What ``read()`` returns, shown; an error instead of a value is shown in its place."""
+    try:
+        return _shown(read())
+    except Exception as error:  # a table must show every parameter, even a failing one
+        return f"<{type(error).__name__}: {error}>"
 
 
 def _as_unit(unit: Any) -> Any:
@@ -526,7 +605,7 @@ class QuantityValue(ParameterValue):
         number = converted._magnitude
         # Limits are compared as plain numbers in the parameter's unit (pint comparisons are
         # slow), written so that a NaN limit refuses instead of letting everything through.
-        lower, upper = self.lower, self.upper
+        lower, upper = self._soft_lower(), self._soft_upper()
         if lower is not None and not number >= self._magnitude(lower, "soft lower limit"):
             raise SoftLimitError(self._outside(value, converted, "below the soft limit", lower))
         if upper is not None and not number <= self._magnitude(upper, "soft upper limit"):
@@ -579,16 +658,47 @@ class QuantityValue(ParameterValue):
                 f"to {describe_value(value)}"
             )
 
-    @property
-    def lower(self) -> Any:
-        """The lower soft limit (``None``: none).
-
-        Setting it converts as a write does (:class:`~concert.exceptions.UnitError`
-        for a bare number or a wrong unit, :class:`~concert.exceptions.LimitError`
-        for NaN); ``None`` switches the limit off. It cannot exceed :attr:`upper`.
-        """
+    def _soft_lower(self) -> Any:
         getter = self._parameter.user_lower_getter
         return getter(self._instance) if getter is not None else self._lower
+
+    def _soft_upper(self) -> Any:
+        getter = self._parameter.user_upper_getter
+        return getter(self._instance) if getter is not None else self._upper
+
+    def _tighter(self, soft: Any, getter: Optional[Callable], side: str) -> Any:
+        """The tighter of the soft limit and the hardware one on ``side`` (``'lower'``/``'upper'``)."""
+        if getter is None:
+            return soft
+        hard = getter(self._instance)
+        if hard is None:
+            return soft
+        hard = self._limit(hard, f"hardware {side} limit")
+        if soft is None:
+            return hard
+        soft_number = self._magnitude(soft, f"soft {side} limit")
+        tighter = hard._magnitude > soft_number if side == "lower" else hard._magnitude < soft_number
+        return hard if tighter else soft
+
+    @property
+    def lower(self) -> Any:
+        """The lowest value a write may have: the soft limit or the hardware one, whichever is higher.
+
+        Reading it asks ``external_lower_getter`` (if given) and returns the
+        tighter of the two limits; when only one of them is set, that one;
+        ``None`` only when neither is. So it never returns ``None`` while
+        the hardware reports a lower limit.
+
+        Setting it sets the *soft* limit (the hardware one is not the user's
+        to change): the value is converted as a write is
+        (:class:`~concert.exceptions.UnitError` for a bare number or a wrong
+        unit, :class:`~concert.exceptions.LimitError` for NaN); ``None``
+        switches the soft limit off. It cannot exceed :attr:`upper`
+        (:class:`~concert.exceptions.LimitError`). After setting a soft
+        limit looser than the hardware's, :attr:`lower` still reports the
+        hardware's.
+        """
+        return self._tighter(self._soft_lower(), self._parameter.external_lower_getter, "lower")
 
     @lower.setter
     def lower(self, value: Any) -> None:
@@ -608,9 +718,12 @@ class QuantityValue(ParameterValue):
 
     @property
     def upper(self) -> Any:
-        """The upper soft limit (``None``: none); set as :attr:`lower`, never below it."""
-        getter = self._parameter.user_upper_getter
-        return getter(self._instance) if getter is not None else self._upper
+        """The highest value a write may have: the soft limit or the hardware one, whichever is lower.
+
+        The mirror image of :attr:`lower`: setting it sets the soft limit,
+        which cannot be below :attr:`lower`.
+        """
+        return self._tighter(self._soft_upper(), self._parameter.external_upper_getter, "upper")
 
     @upper.setter
     def upper(self, value: Any) -> None:
@@ -627,6 +740,13 @@ class QuantityValue(ParameterValue):
         if setter is not None:
             setter(self._instance, value)
         self._upper = value  # what `upper` reports unless a user getter is given
+
+    def _extra_info_rows(self) -> List[Tuple[str, str]]:
+        return [
+            ("unit", format(self._unit, "~") or "dimensionless"),
+            ("lower", _shown_reading(lambda: self.lower)),
+            ("upper", _shown_reading(lambda: self.upper)),
+        ]
 
     def lock_limits(self, permanent: bool = False) -> None:
         """Refuse changes of the soft limits; a ``permanent`` lock can never be undone."""
@@ -663,6 +783,105 @@ class QuantityValue(ParameterValue):
 
 
 Quantity.value_class = QuantityValue
+
+#: How many allowed values a refusal lists before it says how many there are in all.
+_VALUES_SHOWN = 10
+
+
+class Selection(Parameter):
+    """A :class:`Parameter` whose value is one of a fixed set: ``Selection(range(3))``.
+
+    ``iterable`` is read once, when the class is defined; its items, in the
+    order given, are the allowed values (:attr:`SelectionValue.values`).
+    Writing any other value raises
+    :class:`~concert.exceptions.WriteAccessError`, naming the device, the
+    parameter, the value and the allowed values, before any accessor runs;
+    the device is left as it was. A value is allowed when it equals one of
+    the set (``1.0`` and ``numpy.int64(1)`` for ``1``; ``True`` is not
+    ``1``), and the setter receives that member of the set. Reads are not
+    checked. The other arguments are those of :class:`Parameter`.
+
+    :raises ParameterDefinitionError: ``iterable`` is not iterable, is a
+        string (whose items would be its letters), or has no items.
+    """
+
+    def __init__(
+        self,
+        iterable: Iterable[Any],
+        fget: Optional[Callable] = None,
+        fset: Optional[Callable] = None,
+        fget_target: Optional[Callable] = None,
+        data: Any = None,
+        check: Optional[Callable] = None,
+        help: Optional[str] = None,
+    ) -> None:
+        if isinstance(iterable, (str, bytes)):
+            raise ParameterDefinitionError(
+                f"Selection({iterable!r}): a string is not a set of values; "
+                f"list them instead, e.g. Selection([{iterable!r}])"
+            )
+        try:
+            values = tuple(iterable)
+        except TypeError:
+            raise ParameterDefinitionError(
+                f"Selection({describe_value(iterable)}): the allowed values must be given as an "
+                "iterable, e.g. Selection(range(3)) or Selection(['5x', '10x'])"
+            ) from None
+        if not values:
+            raise ParameterDefinitionError(
+                f"Selection({describe_value(iterable)}): there are no values to select from; "
+                "give at least one, e.g. Selection(range(3))"
+            )
+        super().__init__(fget=fget, fset=fset, fget_target=fget_target, data=data, check=check, help=help)
+        self.values: Tuple[Any, ...] = values
+
+
+def _same_value(allowed: Any, value: Any) -> bool:
+    """Whether ``value`` stands for the allowed value ``allowed`` (equal, and a bool only for a bool)."""
+    if allowed is value:
+        return True
+    if isinstance(allowed, bool) != isinstance(value, bool):
+        return False  # True == 1, but a switch is not a channel number
+    try:
+        return bool(allowed == value)
+    except Exception:  # arrays, values that refuse to be compared: not the same
+        return False
+
+
+class SelectionValue(ParameterValue):
+    """The value side of a :class:`Selection`: :attr:`values` and the check of every write."""
+
+    _parameter: Selection
+
+    @property
+    def values(self) -> List[Any]:
+        """The allowed values, in the order the :class:`Selection` was given them.
+
+        A new list on every read: changing it changes nothing.
+        """
+        return list(self._parameter.values)
+
+    def _validate(self, value: Any) -> Any:
+        for allowed in self._parameter.values:
+            if _same_value(allowed, value):
+                return allowed
+        raise WriteAccessError(
+            f"{self._label} cannot be set to {describe_value(value)}: "
+            f"it is not one of the allowed values {self._allowed_text()}"
+        )
+
+    def _allowed_text(self) -> str:
+        values = self._parameter.values
+        shown = ", ".join(describe_value(allowed) for allowed in values[:_VALUES_SHOWN])
+        if len(values) > _VALUES_SHOWN:
+            shown += f", ... ({len(values)} values in all)"
+        return shown
+
+    def _extra_info_rows(self) -> List[Tuple[str, str]]:
+        return [("values", ", ".join(_shown(allowed) for allowed in self._parameter.values))]
+
+
+Selection.value_class = SelectionValue
 
 _INFINITIES = (math.inf, -math.inf)
 
@@ -843,17 +1062,32 @@ class Parameterizable(metaclass=ParameterizableType):
         table = PrettyTable(["Parameter", "Value"])
         table.align = "l"
         for value in self:
-            if not value.readable:
-                continue
-            try:
-                shown = value.read()
-                if isinstance(shown, q.Quantity):
-                    shown = f"{shown:~}"
-                elif isinstance(shown, enum.Enum):
-                    shown = shown.name
-                else:
-                    shown = str(shown)
-            except Exception as error:  # a table must show every parameter, even a failing one
-                shown = f"<{type(error).__name__}: {error}>"
-            table.add_row([value.name, shown])
+            if value.readable:
+                table.add_row([value.name, _shown_reading(value.read)])
         return f"{self!r}\n{table}"
+
+
+class RunnableParameterizable(Parameterizable):
+    """A :class:`Parameterizable` that does one job when run: ``run()`` returns a future of it.
+
+    Subclasses implement the job as the blocking method :meth:`_run`;
+    :meth:`run` runs it in Concert's thread pool (or inline when
+    asynchronous execution is disabled) and returns a
+    :class:`~concert.futures.Future` of its result, named ``Name#1.run()``
+    in messages. Cancelling the future cancels the job as for any call (its
+    stop actions registered with :func:`~concert.futures.on_cancel` run).
+    """
+
+    @async_
+    def run(self) -> Any:
+        """Run :meth:`_run`; return a future of what it returns (errors are raised when waited for)."""
+        return self._run()
+
+    def _run(self) -> Any:
+        """The job itself, blocking; subclasses implement it.
+
+        :raises AccessorNotImplementedError: here, in the base class.
+        """
+        raise AccessorNotImplementedError(
+            f"{self!r} cannot be run: {type(self).__name__} does not implement _run()"
+        )

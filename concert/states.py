@@ -21,6 +21,9 @@ Rules:
   -- arguments about writes -- raise :class:`TypeError` when the class is
   defined. A device's ``_get_state()`` (or ``_get_<state_name>()``)
   overrides the software state when reading it.
+* A state declared without a default, on a device without ``_get_state()``,
+  has no value until a :func:`transition` sets one: reading it raises
+  :class:`~concert.exceptions.StateError` naming the device.
 * :func:`check` raises :class:`~concert.exceptions.StateError` *before* the
   method does anything when the state is not one of ``source``. Checked
   and transitioning methods of a device run one at a time (one slot per
@@ -58,7 +61,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 from concert.dispatcher import dispatcher
 from concert.exceptions import StateError, WriteAccessError
 from concert.interrupts import interruptibly, protected
-from concert.naming import calling, current_call, describe_call, describe_value
+from concert.naming import calling, current_call, describe_call, describe_value, instance_name
 from concert.operations import device_call
 from concert.parameters import Parameter, ParameterValue
 
@@ -70,7 +73,10 @@ States = Union[str, Sequence[str]]
 class State(Parameter):
     """A finite-state-machine parameter (read-only from outside, see the module documentation).
 
-    ``default`` is the software state a new device starts in. ``fget`` (or
+    ``default`` is the software state a new device starts in; without one
+    (and without ``fget`` or ``_get_<name>()``), reading the state raises
+    :class:`~concert.exceptions.StateError` until a :func:`transition` has
+    set it. ``fget`` (or
     the device's ``_get_<name>()``) reads the state from the hardware
     instead, called with ``data`` when given, as for every parameter.
     ``after_abort`` maps states to the state the device is in once
@@ -125,8 +131,16 @@ class StateValue(ParameterValue):
         if self._getter is None:
             self._getter = self._read_software
 
-    def _read_software(self) -> Optional[str]:
-        return self._software
+    def _read_software(self) -> str:
+        state = self._software
+        if state is None:
+            raise StateError(
+                None,
+                f"{self._label} cannot be read: it has no default (State(default=...)), "
+                f"{instance_name(self._instance)} has no _get_{self.name}() "
+                "and no transition has set it yet",
+            )
+        return state
 
     @property
     def writable(self) -> bool:
