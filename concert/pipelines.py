@@ -6,7 +6,14 @@ iterable and consuming it: ``write_images``, :class:`Average`, ``null``. A
 consumer may also hand the iterable to background work and return its
 :class:`~concurrent.futures.Future` (``walker.write`` does): the consumer
 then counts as running until that future is done, it is fed meanwhile, and
-its own future resolves with that future's result.
+its own future resolves with that future's result. A push-style consumer
+(a primed generator, see :mod:`concert.coroutines`) is accepted as well: it
+is sent every item.
+
+The sinks :func:`null`, :class:`Accumulate`, :class:`Average` and
+:class:`Result` have two faces: called with an iterable they consume it (a
+consumer for :func:`broadcast`); called without, they return a push-style
+consumer (``acc = Accumulate(); inject(frames, acc())``).
 
 :func:`broadcast` feeds every item to every consumer. Each consumer runs in
 a thread of its own behind a bounded queue, so:
@@ -59,6 +66,7 @@ import atexit
 import collections
 import concurrent.futures
 import contextvars
+import inspect
 import itertools
 import logging
 import math
@@ -74,7 +82,8 @@ import numpy as np
 
 import concert.dispatcher  # noqa: F401 - its exit flush must be registered before ours (see _register_exit_wait)
 from concert import config
-from concert.checks import is_real
+from concert.checks import is_integer, is_real
+from concert.coroutines._errors import DATA_ERROR, shape_of, wrong_dtype, wrong_shape
 from concert.exceptions import LimitError
 from concert.futures import Future, _cancel_after_interrupt, _current, request_cancel_logged, resolve
 from concert.naming import name_of
@@ -337,13 +346,20 @@ def broadcast(
     the caller's :mod:`contextvars` context outside any operation; each
     consumer runs in a copy too, its future being the current one there.
 
+    A consumer that is a push-style consumer (a primed generator, see
+    :mod:`concert.coroutines.base`) is sent every item, in its consumer
+    thread; its future's result is the number of items sent. It is not
+    closed at the end (it may be used again): do not send it items from
+    elsewhere until its future is done.
+
     :raises ValueError: if ``queue_size`` is smaller than 1 or there is no consumer.
+    :raises TypeError: for a consumer that is a generator not started, or finished.
     """
     if queue_size < 1:
         raise ValueError(f"broadcast: queue_size={queue_size!r} must be at least 1")
     if not consumers:
         raise ValueError("broadcast: no consumer to feed")
-    outlets = [_Outlet(consumer, queue_size) for consumer in consumers]
+    outlets = [_Outlet(_pull_face(consumer, index), queue_size) for index, consumer in enumerate(consumers)]
 
     def distribute() -> None:
         items = iter(producer)
@@ -392,6 +408,30 @@ def broadcast(
             _cancel_after_interrupt(futures)  # Ctrl-C stops every consumer, then goes on
             raise
     return futures
+
+
+class _PushConsumer:
+    """A push-style consumer (a primed generator) used as a pull-style one: it is sent every item."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+        self.__qualname__ = name_of(generator)  # what name_of() and so the messages show
+
+    def __call__(self, items: Iterable[Any]) -> int:
+        count = 0
+        for item in items:
+            self.generator.send(item)
+            count += 1
+        return count
+
+
+def _pull_face(consumer: Any, index: int) -> Callable[[Iterable[Any]], Any]:
+    """``consumer`` itself, or a :class:`_PushConsumer` for a generator (checked to take items)."""
+    if inspect.isgenerator(consumer):
+        from concert.coroutines.base import check_consumer
+
+        return _PushConsumer(check_consumer(consumer, "broadcast", f"consumer {index}"))
+    return consumer
 
 
 # -- PrioItem: what feed_queue hands out -----------------------------------------------------
@@ -641,84 +681,244 @@ _register_exit_wait()
 
 
 # -- sinks ---------------------------------------------------------------------------------
+#
+# Each sink has two faces and one implementation: called with an iterable it consumes it
+# (pull style, a consumer of broadcast()); called without, it returns a primed generator to
+# send() items to (push style, concert.coroutines). Calling starts over either way.
 
 
-def null(producer: Iterable[Any]) -> int:
-    """Consume ``producer`` and discard its items; return how many there were."""
+def null(producer: Optional[Iterable[Any]] = None) -> Any:
+    """Discard items.
+
+    Pull style, ``null(producer)``: consume ``producer``, return how many items it gave.
+    Push style, ``null()``: return a primed generator that discards what it is sent.
+    """
+    if producer is None:
+        return _discard()
     count = 0
     for _ in producer:
         count += 1
     return count
 
 
+def _discard() -> Any:
+    def discard() -> Any:
+        while True:
+            yield
+
+    generator = discard()
+    next(generator)
+    return generator
+
+
+def _primed(generator: Any) -> Any:
+    next(generator)
+    return generator
+
+
+def _check_shape(shape: Any) -> Optional[tuple]:
+    if shape is None:
+        return None
+    if is_integer(shape):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not shape or not all(is_integer(n) for n in shape):
+        raise TypeError(f"Accumulate(shape={shape!r}): shape must be a tuple of ints, or an int")
+    if any(n < 0 for n in shape):
+        raise LimitError(f"Accumulate(shape={tuple(shape)!r}): dimensions must not be negative")
+    return tuple(int(n) for n in shape)
+
+
+def _storable(item: np.dtype, target: np.dtype) -> bool:
+    """Whether values of ``item`` fit ``target`` without wrapping or truncating (floats may be narrowed)."""
+    if np.can_cast(item, target, casting="safe"):
+        return True
+    return (item.kind == "f" and target.kind in "fc") or (item.kind == "c" and target.kind == "c")
+
+
 class Accumulate:
-    """Collect every item into :attr:`items` (a list); calling returns that list."""
+    """Collect items into :attr:`items`: a list, or a preallocated array of ``shape`` and ``dtype``.
 
-    def __init__(self) -> None:
-        self.items: List[Any] = []
+    Without ``shape``, :attr:`items` is a list of the items, as given. With
+    ``shape``, it is a numpy array of that shape (``dtype`` default float64,
+    numpy's; zeros until filled) and item ``i`` is stored into ``items[i]``:
+    every item must have the shape ``shape[1:]`` and a dtype whose values
+    fit ``dtype`` (a cast that could wrap or truncate, floats into integers
+    or wider integers into narrower ones, is refused; floats may be
+    narrowed). Each call starts over with a new list or array.
 
-    def __call__(self, producer: Iterable[Any]) -> List[Any]:
-        self.items = []
-        for item in producer:
+    Pull style, ``acc(producer)``: store every item of ``producer``, return :attr:`items`.
+    Push style, ``acc()``: return a primed generator that stores what it is sent.
+
+    :raises TypeError: for a ``shape`` that is not ints, or a ``dtype`` without ``shape``.
+    :raises LimitError: for negative dimensions, and (from the call, or
+        ``send``) for more items than ``shape[0]``; the item is not stored.
+    :raises ValueError: (from the call, or ``send``) for an item of another
+        shape or a dtype that does not fit; the item is not stored.
+    """
+
+    def __init__(self, shape: Any = None, dtype: Any = None) -> None:
+        self.shape = _check_shape(shape)
+        if dtype is not None and self.shape is None:
+            raise TypeError(f"Accumulate(dtype={dtype!r}): a dtype needs a shape to preallocate")
+        self.dtype = np.dtype(dtype)  # None: float64
+        self.items: Any = self._fresh()
+        self._count = 0
+
+    def _fresh(self) -> Any:
+        return [] if self.shape is None else np.zeros(self.shape, dtype=self.dtype)
+
+    def _add(self, item: Any) -> None:
+        if self.shape is None:
             self.items.append(item)
+            return
+        if self._count >= self.shape[0]:
+            raise LimitError(
+                f"Accumulate(shape={self.shape}): item {self._count} (counting from 0) does not fit, "
+                f"the array holds {self.shape[0]}"
+            )
+        array = np.asanyarray(item)
+        what = f"item {self._count}"
+        if array.shape != self.shape[1:]:
+            raise wrong_shape(f"Accumulate(shape={self.shape})", what, self.shape[1:], shape_of(array))
+        if not _storable(array.dtype, self.dtype):
+            raise wrong_dtype(f"Accumulate(shape={self.shape})", what, self.dtype, array.dtype)
+        self.items[self._count] = array
+        self._count += 1
+
+    def __call__(self, producer: Optional[Iterable[Any]] = None) -> Any:
+        self.items = self._fresh()
+        self._count = 0
+        if producer is None:
+            return _primed(self._collect())
+        for item in producer:
+            self._add(item)
         return self.items
+
+    def _collect(self) -> Any:
+        while True:
+            self._add((yield))
+
+
+class _Mean:
+    """The pixel-wise mean of frames added one at a time: what :class:`Average` computes, in one place.
+
+    ``who`` names the sink or filter in messages. See :class:`Average` for
+    the sums; ``spill`` is the number of frames after which the exact
+    integer sum is added into the float64 one.
+    """
+
+    def __init__(self, who: str, spill: int) -> None:
+        self.who = who
+        self.spill = spill
+        self.count = 0
+        self._shape: Optional[tuple] = None
+        self._dtype: Any = None
+        self._total: Optional[np.ndarray] = None  # float64, what has been spilled
+        self._partial: Optional[np.ndarray] = None  # exact integer sum since the last spill
+        self._mean: Optional[np.ndarray] = None  # computed on demand, dropped by add()
+
+    def add(self, frame: Any) -> None:
+        frame = np.asarray(frame)
+        if self._shape is None:
+            self._shape, self._dtype = frame.shape, frame.dtype
+            small_integers = frame.dtype.kind in "ui" and frame.dtype.itemsize <= 2
+            dtype = np.int64 if frame.dtype.kind == "i" else np.uint32
+            self._partial = np.zeros(self._shape, dtype=dtype if small_integers else np.float64)
+            self._total = np.zeros(self._shape, dtype=np.float64) if small_integers else self._partial
+        elif frame.shape != self._shape:
+            raise wrong_shape(self.who, f"frame {self.count}", self._shape, frame.shape)
+        elif frame.dtype != self._dtype:
+            raise DATA_ERROR(f"{self.who}: frame {self.count} is {frame.dtype}, the first was {self._dtype}")
+        np.add(self._partial, frame, out=self._partial, casting="unsafe")
+        self.count += 1
+        self._mean = None
+        if self._partial is not self._total and self.count % self.spill == 0:
+            self._total += self._partial
+            self._partial[...] = 0
+
+    def mean(self) -> Optional[np.ndarray]:
+        """The mean so far (float64, a new array after each :meth:`add`); ``None`` before the first frame."""
+        if self.count == 0:
+            return None
+        if self._mean is None:
+            total = self._total if self._partial is self._total else self._total + self._partial
+            self._mean = total / self.count
+        return self._mean
 
 
 class Average:
-    """Average frames pixel by pixel; calling returns the average image (float64).
+    """Average frames pixel by pixel (float64).
 
-    :attr:`average` holds the result and :attr:`count` the number of frames.
+    Pull style, ``avg(producer)``: return the average image of ``producer``'s
+    frames; :attr:`average` holds it (and stays ``None`` until the call
+    returns) and :attr:`count` the number of frames.
+    Push style, ``avg()``: return a primed generator to send frames to;
+    :attr:`average` is then the average of the frames sent so far
+    (``None`` before the first) and :attr:`count` their number.
+
     Unsigned integer frames of up to 16 bits are summed exactly in a 32-bit
     accumulator (spilled into float64 every 65536 frames): half the memory
     traffic of a float64 sum, which matters when a writer shares the memory
     bus. Signed ones are summed in 64 bits, others in float64.
 
-    :raises ValueError: if the producer is empty or frames differ in shape or dtype.
+    :raises ValueError: if the producer is empty (pull style), or frames
+        differ in shape or dtype (the frame is not counted).
     """
 
     _SPILL = 65536  # uint16 frames that always fit a uint32 sum
 
     def __init__(self) -> None:
-        self.average: Optional[np.ndarray] = None
-        self.count = 0
+        self._average: Optional[np.ndarray] = None
+        self._count = 0
+        self._running: Optional[_Mean] = None  # push style
 
-    def __call__(self, producer: Iterable[Any]) -> np.ndarray:
-        total: Optional[np.ndarray] = None  # float64, what has been spilled
-        partial: Optional[np.ndarray] = None  # exact integer sum since the last spill
-        shape = None
-        count = 0
+    @property
+    def average(self) -> Optional[np.ndarray]:
+        """The average image (see the class), or ``None``."""
+        return self._running.mean() if self._running is not None else self._average
+
+    @property
+    def count(self) -> int:
+        """The number of frames averaged (see the class)."""
+        return self._running.count if self._running is not None else self._count
+
+    def __call__(self, producer: Optional[Iterable[Any]] = None) -> Any:
+        self._average, self._count, self._running = None, 0, None
+        if producer is None:
+            self._running = _Mean("Average", self._SPILL)
+            return _primed(self._collect(self._running))
+        mean = _Mean("Average", self._SPILL)
         for frame in producer:
-            frame = np.asarray(frame)
-            if shape is None:
-                shape, first_dtype = frame.shape, frame.dtype
-                small_integers = frame.dtype.kind in "ui" and frame.dtype.itemsize <= 2
-                dtype = np.int64 if frame.dtype.kind == "i" else np.uint32
-                partial = np.zeros(shape, dtype=dtype if small_integers else np.float64)
-                total = np.zeros(shape, dtype=np.float64) if small_integers else partial
-            elif frame.shape != shape:
-                raise ValueError(f"Average: frame {count} has shape {frame.shape}, expected {shape}")
-            elif frame.dtype != first_dtype:
-                raise ValueError(f"Average: frame {count} is {frame.dtype}, the first was {first_dtype}")
-            np.add(partial, frame, out=partial, casting="unsafe")
-            count += 1
-            if partial is not total and count % self._SPILL == 0:
-                total += partial
-                partial[...] = 0
-        if shape is None:
+            mean.add(frame)
+        if mean.count == 0:
             raise ValueError("Average: the producer gave no frames")
-        if partial is not total:
-            total += partial
-        self.average, self.count = total / count, count
-        return self.average
+        self._average, self._count = mean.mean(), mean.count
+        return self._average
+
+    @staticmethod
+    def _collect(mean: _Mean) -> Any:
+        while True:
+            mean.add((yield))
 
 
 class Result:
-    """Keep the last item in :attr:`result`; calling returns it (``None`` for no items)."""
+    """Keep the last item in :attr:`result` (``None`` for no items); each call starts over.
+
+    Pull style, ``res(producer)``: consume ``producer`` and return its last item.
+    Push style, ``res()``: return a primed generator; :attr:`result` is the last item it was sent.
+    """
 
     def __init__(self) -> None:
         self.result: Any = None
 
-    def __call__(self, producer: Iterable[Any]) -> Any:
+    def __call__(self, producer: Optional[Iterable[Any]] = None) -> Any:
+        self.result = None
+        if producer is None:
+            return _primed(self._collect())
         for item in producer:
             self.result = item
         return self.result
+
+    def _collect(self) -> Any:
+        while True:
+            self.result = yield

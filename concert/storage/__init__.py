@@ -8,7 +8,9 @@ Everything is importable from here:
 * :mod:`concert.storage.writers` -- :class:`ImageWriter`, :class:`TiffWriter`,
   :func:`write_images`, :func:`needs_bigtiff`;
 * :mod:`concert.storage.walkers` -- :class:`Walker`, :class:`DirectoryWalker`,
-  :class:`DummyWalker`, :class:`WriteJob`, :class:`LoggingHandlerCloser`.
+  :class:`DummyWalker`, :class:`WriteJob`, :class:`LoggingHandlerCloser`;
+* :mod:`concert.storage.libtiff` -- :func:`write_libtiff`, which needs the
+  optional pylibtiff (without it, it raises StorageError saying how to get it).
 
 Every error raised on purpose is a :class:`~concert.exceptions.StorageError`
 (also available here), which names the offending file, name or value; so is
@@ -27,6 +29,7 @@ from concert.storage.files import (
     split_dsetformat,
     write_tiff,
 )
+from concert.storage.libtiff import write_libtiff
 from concert.storage.walkers import DirectoryWalker, DummyWalker, LoggingHandlerCloser, Walker, WriteJob
 from concert.storage.writers import ImageWriter, TiffWriter, needs_bigtiff, write_images
 
@@ -46,5 +49,6 @@ __all__ = [
     "read_tiff",
     "split_dsetformat",
     "write_images",
+    "write_libtiff",
     "write_tiff",
 ]

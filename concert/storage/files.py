@@ -538,7 +538,23 @@ def write_tiff(file_name: str, data: Any) -> str:
         is not a non-empty 2-D or 3-D array of numbers, or the system fails
         to write it (e.g. a full disk); the message names the file.
     """
-    from concert.storage.writers import TiffWriter, as_frame, sync_directory
+    from concert.storage.writers import TiffWriter
+
+    return write_pages(file_name, data, TiffWriter())
+
+
+def write_pages(file_name: str, data: Any, writer: Any) -> str:
+    """Write a 2-D array (one page) or a 3-D array (a page per item) into the new file ``file_name``.
+
+    What :func:`write_tiff` and :func:`~concert.storage.libtiff.write_libtiff`
+    share: the ``.tif`` extension added when missing, the check of ``data``,
+    the temporary name and the naming once complete, synced. ``writer`` is
+    an unopened :class:`~concert.storage.writers.ImageWriter`; all pages go
+    into the one file. Returns the name written.
+
+    :raises StorageError: as :func:`write_tiff`.
+    """
+    from concert.storage.writers import as_frame, sync_directory
 
     file_name = os.fspath(file_name)
     if os.path.splitext(file_name)[1].lower() not in TIFF_EXTENSIONS:
@@ -550,7 +566,6 @@ def write_tiff(file_name: str, data: Any) -> str:
             f"cannot write {file_name!r}: expected a non-empty 2-D or 3-D array, got shape {array.shape}"
         )
     frames = [as_frame(frame, f"image for {file_name!r}") for frame in frames]
-    writer = TiffWriter()
     writer.open(file_name, bytes_per_file=sum(frame.nbytes for frame in frames))
     try:
         for frame in frames:

@@ -8,6 +8,10 @@ A walker has a ``root`` and a ``current`` position below it::
     walker.ascend().descend("projections")        # move on while it runs
     future.join()
 
+    sink = walker.write(dsetname="proj_{:>06}.tif")  # the legacy push-style form
+    inject(frames, sink)                          # each frame sent is written
+    sink.close()                                  # the data set is complete
+
 :class:`DirectoryWalker` walks real directories and writes files with an
 :class:`~concert.storage.writers.ImageWriter`; :class:`DummyWalker` keeps
 everything in memory, for tests.
@@ -41,7 +45,7 @@ import logging
 import os
 import posixpath
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Type, Union
+from typing import Any, Callable, Dict, Generator, Iterable, List, Optional, Set, Type, Union
 
 import numpy as np
 
@@ -286,20 +290,53 @@ class Walker(abc.ABC):
             self._current = self._root
         return self
 
-    def write(self, producer: Iterable[Any], dsetname: Optional[str] = None) -> Future:
-        """Start writing data set ``dsetname`` (default: :attr:`dsetname`) with the frames of ``producer``.
+    def write(
+        self, data: Any = None, dsetname: Optional[str] = None, *, producer: Optional[Iterable[Any]] = None
+    ) -> Union[Future, Generator[None, Any, None]]:
+        """Write data set ``dsetname`` (default: :attr:`dsetname`) at the current position.
 
-        The target is the current position at the time of the call; the
-        writing runs in the background (in the caller's thread when
-        asynchronous execution is disabled) and the returned future's result
-        is the number of frames written. Cancelling the future stops after the
-        frame being written (see :class:`WriteJob`): the future ends cancelled,
-        the frames written so far stay, in complete files.
+        The target is the current position at the time of the call; the walker
+        may move on at once.
+
+        * With frames -- ``write(frames)``, ``write(data=frames)`` (the legacy
+          name) or ``write(producer=frames)`` -- start writing them in the
+          background (in the caller's thread when asynchronous execution is
+          disabled) and return a future whose result is the number of frames
+          written. ``frames`` is an iterable of frames (a 3-D array is a stack
+          of them); a single 2-D array is one frame. Cancelling the future
+          stops after the frame being written (see :class:`WriteJob`): the
+          future ends cancelled, the frames written so far stay, in complete
+          files.
+        * Without frames -- ``write()``, ``write(dsetname=...)``, the legacy
+          form -- return a push-style sink: a primed generator that writes
+          every frame it is sent. The writing runs in a thread of its own, but
+          each ``send(frame)`` returns only once the frame is written (with one
+          file per frame, its file is complete and named), and raises the
+          writer's error for it. ``close()`` ends the data set: it waits until
+          the open file (with ``bytes_per_file``) is complete and named. A sink
+          that is not closed is closed when it is garbage collected, or at the
+          interpreter's exit (see :mod:`concert.coroutines.base`). Once a send
+          has raised, the sink is finished (the next ``send`` raises
+          ``StopIteration``).
 
         :raises StorageError: at once, before anything is written, as
-            :meth:`create_writer` does.
+            :meth:`create_writer` does, and if both ``data`` and ``producer``
+            are given.
         """
-        return write_dataset(self.create_writer(producer, dsetname=dsetname))
+        if data is not None and producer is not None:
+            raise StorageError(
+                f"write: give the frames once, as data or as producer, not both (dsetname={dsetname!r})"
+            )
+        frames = producer if data is None else data
+        if frames is None:
+            from concert.coroutines.base import Inbox
+
+            inbox = Inbox(wait=True)
+            job = self.create_writer(inbox, dsetname=dsetname)
+            return inbox.start(job, f"{type(self).__name__}.write({job.dsetname!r})")
+        if isinstance(frames, np.ndarray) and frames.ndim == 2:
+            frames = [frames]  # one frame, not its rows
+        return write_dataset(self.create_writer(frames, dsetname=dsetname))
 
     def create_writer(
         self, producer: Iterable[Any], name: Optional[str] = None, dsetname: Optional[str] = None
