@@ -4,7 +4,8 @@
 a script. This module is built from the ``__all__`` of its sources (see
 ``_SOURCES``: :mod:`concert.futures`, :mod:`concert.dispatcher`,
 :mod:`concert.polling`, :mod:`concert.utils`, :mod:`concert.units`,
-:mod:`concert.timing`, :mod:`concert.networking.endpoints`), plus
+:mod:`concert.timing`, :mod:`concert.networking.endpoints`,
+:mod:`concert.regions`), plus
 :class:`~concert.exceptions.WaitError` and the names of ``_LAZY``
 (:class:`~concert.imaging.ImageWithMetadata`,
 :class:`~concert.pipelines.PrioItem`), loaded when first asked for because
@@ -31,6 +32,7 @@ _SOURCES = (
     "concert.units",
     "concert.timing",
     "concert.networking.endpoints",
+    "concert.regions",
 )
 # Names offered from modules that import numpy, loaded when first asked for.
 _LAZY = {"ImageWithMetadata": "concert.imaging", "PrioItem": "concert.pipelines"}

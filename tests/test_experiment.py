@@ -302,3 +302,26 @@ def test_ctrl_c_in_the_run_is_recorded_as_a_cancellation_in_both_modes():
     ]
     assert "run scan_0000 cancelled" in walker.logs["scan_0000/experiment.log"][-1]
     assert walker.current == walker.root
+
+
+def test_wrong_use_raises_experiment_error_a_concert_error_and_a_value_error():
+    from concert.exceptions import ConcertError
+    from concert.experiments.base import ExperimentError
+
+    with pytest.raises(ExperimentError, match=r"^Experiment\(darks, darks\): .*repeated: darks$") as refused:
+        Experiment([Acquisition("darks", list), Acquisition("darks", list)], DummyWalker())
+    assert isinstance(refused.value, ConcertError) and isinstance(refused.value, ValueError)
+    with pytest.raises(ExperimentError, match="name_fmt='tomo' has no"):
+        Experiment([], DummyWalker(), name_fmt="tomo")
+
+
+def test_both_experiment_faces_make_their_runs_with_one_engine():
+    from concert.experiments import base as legacy
+
+    assert issubclass(Experiment, legacy.RunEngine) and issubclass(legacy.Experiment, legacy.RunEngine)
+    assert Experiment._execute is legacy.Experiment._execute  # one implementation, not a copy
+    walker = DummyWalker()
+    new = Experiment([Acquisition("darks", frames(2, 0))], walker).run().result(TIMEOUT)
+    old = legacy.Experiment([legacy.Acquisition("darks", frames(2, 0))], walker).run().result(TIMEOUT)
+    assert sorted(new) == sorted(old) and sorted(new["acquisitions"][0]) == sorted(old["acquisitions"][0])
+    assert (new["run"], old["run"]) == ("scan_0000", "scan_0001")  # each counts from where it always did

@@ -42,24 +42,36 @@ does the run's record, and the future ends cancelled with a
 thread, so Ctrl-C interrupts it directly: it is recorded the same way
 (reason ``"... was stopped by Ctrl-C"``) and the ``KeyboardInterrupt`` goes
 on to the caller once ``experiment.json`` is written.
+
+The run itself -- its directory, log, record and the recording of
+cancellations and failures -- is made by
+:class:`concert.experiments.base.RunEngine`, which the legacy
+:class:`concert.experiments.base.Experiment` shares; this module adds how an
+acquisition is recorded here: pull-style, through
+:func:`~concert.pipelines.broadcast`, the walker's writer first. Wrong use
+raises :class:`~concert.experiments.base.ExperimentError` (a
+:class:`ValueError`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
-import time
+import functools
 from concurrent.futures import CancelledError
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
+from concert.experiments.base import (
+    FrameCount,
+    Run,
+    RunEngine,
+    check_acquisition_name,
+    check_distinct,
+    check_name_fmt,
+)
 from concert.futures import Future, async_, check_cancelled, current_future, on_cancel
-from concert.interrupts import protected
 from concert.pipelines import broadcast
 
 __all__ = ["Acquisition", "Experiment"]
-
-LOG = logging.getLogger("concert.experiment")
 
 
 class Acquisition:
@@ -68,6 +80,9 @@ class Acquisition:
     ``producer`` is called with no arguments when the acquisition runs and
     returns an iterable of frames. ``consumers`` get every frame too, next to
     the walker (see :func:`~concert.pipelines.broadcast`).
+
+    :raises ExperimentError: (a :class:`ValueError`) for a name that is not
+        one plain directory name.
     """
 
     def __init__(
@@ -76,11 +91,7 @@ class Acquisition:
         producer: Callable[[], Iterable[Any]],
         consumers: Sequence[Callable[[Iterable[Any]], Any]] = (),
     ) -> None:
-        if not isinstance(name, str) or not name or "/" in name or os.sep in name or name in (".", ".."):
-            raise ValueError(
-                f"an acquisition needs a non-empty name (one plain directory name), not {name!r}"
-            )
-        self.name = name
+        self.name = check_acquisition_name(name)
         self.producer = producer
         self.consumers = tuple(consumers)
 
@@ -88,37 +99,27 @@ class Acquisition:
         return f"Acquisition({self.name!r})"
 
 
-class Experiment:
+class Experiment(RunEngine):
     """Run :class:`Acquisition` objects in order, writing through ``walker`` (see the module docs).
 
-    :raises ValueError: for duplicate acquisition names (they would share a
-        directory), or a ``name_fmt`` that is not one directory name with a
-        ``{}`` field for the run's number.
+    :raises ExperimentError: (a :class:`ValueError`) for duplicate
+        acquisition names (they would share a directory), or a ``name_fmt``
+        that is not one directory name with a ``{}`` field for the run's number.
     """
 
     def __init__(
         self, acquisitions: Sequence[Acquisition], walker: Any, name_fmt: str = "scan_{:>04}"
     ) -> None:
-        names = [acquisition.name for acquisition in acquisitions]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"acquisition names must differ; repeated: {', '.join(duplicates)}")
-        if "{" not in name_fmt or "/" in name_fmt or os.sep in name_fmt:
-            raise ValueError(
-                f"name_fmt={name_fmt!r} must be one directory name with a {{}} field for the run"
-            )
         self.acquisitions = list(acquisitions)
+        check_distinct(repr(self), [acquisition.name for acquisition in self.acquisitions])
+        self.name_fmt = check_name_fmt(repr(self), name_fmt)
         self.walker = walker
-        self.name_fmt = name_fmt
 
     def __repr__(self) -> str:
         return f"Experiment({', '.join(acquisition.name for acquisition in self.acquisitions)})"
 
     def _next_run_name(self) -> str:
-        index = 0
-        while self.walker.exists(self.name_fmt.format(index)):
-            index += 1
-        return self.name_fmt.format(index)
+        return self._free_run(self.name_fmt, 0)[1]
 
     @async_
     def run(self) -> Dict[str, Any]:
@@ -130,112 +131,44 @@ class Experiment:
         and ``experiment.json`` is written with the outcome (``done``,
         ``failed`` or ``cancelled``, the last two with a ``reason``).
         """
-        walker = self.walker
-        run_name = self._next_run_name()
-        record: Dict[str, Any] = {
-            "run": run_name,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "acquisitions": [],
-            "outcome": "running",
-        }
-        walker.descend(run_name)
-        closer = None
-        try:
-            closer = walker.register_logger("concert", logging.INFO, "experiment.log")
-            LOG.info("run %s: %s", run_name, ", ".join(a.name for a in self.acquisitions))
-            for acquisition in self.acquisitions:
-                check_cancelled()  # cancelling stops the run between acquisitions
-                entry, error = self._acquire(acquisition)
-                record["acquisitions"].append(entry)
-                if error is not None:
-                    raise error
-            record["outcome"] = "done"
-        except (CancelledError, KeyboardInterrupt) as stop:
-            record["outcome"] = "cancelled"
-            record["reason"] = _stop_text(stop)
-            raise
-        except BaseException as failure:
-            record["outcome"] = "failed"  # the acquisition's entry says more
-            record["reason"] = f"{type(failure).__name__}: {failure}"
-            raise
-        finally:
-            self._end_run(record, closer)
-        return record
+        acquisitions = list(self.acquisitions)
+        return self._execute(
+            self._next_run_name(), [a.name for a in acquisitions], functools.partial(self._all, acquisitions)
+        )
 
-    @protected  # a Ctrl-C meanwhile waits: the record is written and the walker goes back
-    def _end_run(self, record: Dict[str, Any], closer: Any) -> None:
-        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        try:
-            if closer is not None:
-                LOG.info("run %s %s", record["run"], record["outcome"])
-                closer.close()
-            try:
-                self.walker.log_to_json(record)
-            except Exception:  # must not hide what ended the run
-                LOG.exception("run %s: experiment.json could not be written", record["run"])
-        finally:
-            self.walker.ascend()
+    def _all(self, acquisitions: List[Acquisition], run: Run) -> None:
+        for acquisition in acquisitions:
+            check_cancelled()  # cancelling stops the run between acquisitions
+            run.acquisition(acquisition.name, functools.partial(self._record, acquisition))
 
-    def _acquire(self, acquisition: Acquisition) -> Tuple[Dict[str, Any], Optional[BaseException]]:
+    def _record(self, acquisition: Acquisition, count: FrameCount) -> Optional[int]:
         walker = self.walker
-        entry: Dict[str, Any] = {"name": acquisition.name}
-        error: Optional[BaseException] = None
-        begin = time.monotonic()
+        frames = acquisition.producer()
+        check_cancelled()  # asked to stop while the producer was being made: record nothing
+
         # What the writer did with the broadcast's frames: it writes every frame it
         # takes (a cancel request stops it before it takes the next one), and it has
         # finished with a frame when it comes back for the next one.
-        taken, finished = [0], [0]
-        written: Optional[int] = None  # the writer's own count, once it has returned
-        try:
-            LOG.info("acquisition %s started", acquisition.name)
-            frames = acquisition.producer()
-            check_cancelled()  # asked to stop while the producer was being made: record nothing
+        def counted(stream: Iterable[Any]) -> Iterator[Any]:
+            for frame in stream:
+                count.taken += 1
+                yield frame
+                count.finished += 1
 
-            def counted(stream: Iterable[Any]) -> Iterator[Any]:
-                for frame in stream:
-                    taken[0] += 1
-                    yield frame
-                    finished[0] += 1
+        def write(stream: Iterable[Any]) -> int:
+            # Runs in its own broadcast thread, holding no pool worker; writes
+            # into the acquisition's directory without moving the walker.
+            return walker.create_writer(counted(stream), name=acquisition.name)()
 
-            def write(stream: Iterable[Any]) -> int:
-                # Runs in its own broadcast thread, holding no pool worker; writes
-                # into the acquisition's directory without moving the walker.
-                return walker.create_writer(counted(stream), name=acquisition.name)()
-
-            futures = broadcast(frames, write, *acquisition.consumers)
-            errors = _outcomes(futures)
-            check_cancelled()  # the run's own request names the run and its reason
-            if errors[0] is None:
-                written = futures[0].result()
-            error = next((e for e in errors if e is not None), None)
-            if error is not None:
-                raise error
-            entry["frames"] = written
-            entry["outcome"] = "done"
-            LOG.info("acquisition %s: %s frames", acquisition.name, written)
-        except (CancelledError, KeyboardInterrupt) as stop:
-            reason = _stop_text(stop)
-            LOG.info("acquisition %s cancelled: %s", acquisition.name, reason)
-            entry["frames"] = taken[0] if written is None else written  # all in complete files
-            entry["outcome"] = "cancelled"
-            entry["reason"] = reason
-            error = stop
-        except Exception as failure:
-            LOG.exception("acquisition %s failed", acquisition.name)
-            entry["frames"] = finished[0] if written is None else written
-            entry["outcome"] = f"failed: {type(failure).__name__}: {failure}"
-            error = failure
-        finally:
-            entry["seconds"] = round(time.monotonic() - begin, 6)
-        return entry, error
-
-
-def _stop_text(stop: BaseException) -> str:
-    """What stopped a run: a ``CancelledError``'s text, or ``'<run> was stopped by Ctrl-C'``."""
-    if isinstance(stop, KeyboardInterrupt):  # Ctrl-C in the caller's thread (DISABLE_ASYNC)
-        run = current_future()
-        return f"{run.name if run is not None else 'the experiment run'} was stopped by Ctrl-C"
-    return str(stop) or "cancelled"
+        futures = broadcast(frames, write, *acquisition.consumers)
+        errors = _outcomes(futures)
+        check_cancelled()  # the run's own request names the run and its reason
+        if errors[0] is None:
+            count.written = futures[0].result()
+        error = next((e for e in errors if e is not None), None)
+        if error is not None:
+            raise error
+        return count.written
 
 
 def _outcomes(futures: Sequence[Future]) -> List[Optional[BaseException]]:
