@@ -51,6 +51,9 @@ import threading
 import time
 from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Set
 
+from concert import exceptions, pipelines
+from concert._legacy import gather
+from concert.coroutines import aio
 from concert.naming import name_of
 
 __all__ = [
@@ -61,7 +64,13 @@ __all__ = [
     "coroutine",
     "inject",
     "is_coroutine",
+    # seed 003's asyncio helpers, from their own module (see concert.coroutines.aio)
+    *gather(globals(), aio),
 ]
+
+# Seed 003's spellings of what lives elsewhere (documented there, so not in __all__).
+WaitError = exceptions.WaitError
+feed_queue = pipelines.feed_queue
 
 LOG = logging.getLogger(__name__)
 

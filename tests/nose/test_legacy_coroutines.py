@@ -213,3 +213,33 @@ class TestWalkerSinks(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestSeed003AsyncioHelpers(unittest.TestCase):
+    """The asyncio-era names of concert.coroutines.base, used as seed 003 shows them."""
+
+    def test_run_in_loop_with_awaited_device_futures(self):
+        from concert.coroutines.base import run_in_loop, wait_until
+        from concert.devices.motors.dummy import LinearMotor
+        from concert.quantities import q
+
+        motor = LinearMotor(position=0 * q.mm, motion_velocity=1000 * q.mm / q.s)
+
+        async def main():
+            await motor.set_position(3 * q.mm)
+            await wait_until(lambda: motor.state == "standby", sleep_time=0.001, timeout=10)
+            return motor.position
+
+        self.assertEqual(run_in_loop(main()), 3 * q.mm)
+
+    def test_background_starts_a_task(self):
+        from concert.coroutines.base import background, run_in_loop
+
+        @background
+        async def answer():
+            return 42
+
+        async def main():
+            return await answer()
+
+        self.assertEqual(run_in_loop(main()), 42)
