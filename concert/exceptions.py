@@ -121,24 +121,33 @@ class HardLimitError(LimitError):
     """A value lies outside the limits the hardware reports, or the hardware hit one."""
 
 
-class StateError(ConcertError):
+class FSMError(ConcertError):
+    """The legacy API's state-machine error, and the base of every state error here.
+
+    ``except FSMError:`` catches every :class:`StateError` (a refused
+    transition included); ``raise FSMError("message")`` works as legacy code
+    wrote it.
+    """
+
+
+class TransitionNotAllowed(FSMError):  # noqa: N818 - the legacy API's name
+    """The legacy API's error for a refused transition; every :class:`StateError` is one.
+
+    ``raise TransitionNotAllowed("message")`` works as legacy code wrote it.
+    """
+
+
+class StateError(TransitionNotAllowed):
     """An operation was called in a state that does not allow it.
 
-    ``error_state`` is the state the device was in.
+    ``error_state`` is the state the device was in. A
+    :class:`TransitionNotAllowed` and an :class:`FSMError` too, so the
+    legacy API's ``except`` clauses catch it.
     """
 
     def __init__(self, error_state: str, msg: str = "") -> None:
         self.error_state = error_state
         super().__init__(msg or f"not allowed in state {error_state!r}")
-
-
-#: The legacy name of :class:`StateError` (the same class): ``except FSMError:`` catches every
-#: state error, a refused transition included. ``FSMError(state, msg)`` builds a StateError.
-FSMError = StateError
-
-#: The legacy name of :class:`StateError` raised when a method is called in a state its
-#: :func:`~concert.states.check` does not allow; the same class, so it catches every state error.
-TransitionNotAllowed = StateError
 
 
 class LockError(ConcertError):

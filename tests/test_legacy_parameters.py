@@ -488,7 +488,9 @@ def test_the_legacy_names_catch_a_refused_transition():
         def close(self):
             pass
 
-    assert FSMError is StateError and TransitionNotAllowed is StateError
+    assert issubclass(StateError, TransitionNotAllowed) and issubclass(TransitionNotAllowed, FSMError)
+    assert str(FSMError("cannot go there")) == "cannot go there"  # as legacy code raises it
+    assert str(TransitionNotAllowed("not now")) == "not now"
     shutter = Shutter()
     for legacy in (FSMError, TransitionNotAllowed, StateError, ConcertError):
         with pytest.raises(legacy, match=r"Shutter#\d+\.close\(\) is not allowed in state 'closed'"):
