@@ -83,6 +83,7 @@ __all__ = [
     "is_async",
     "on_cancel",
     "resolve",
+    "run_in_thread",
     "threaded",
     "wait",
 ]
@@ -866,6 +867,30 @@ def resolve(futures: Iterable[concurrent.futures.Future], timeout: Any = None) -
     futures = list(futures)
     wait(futures, timeout)
     return [future.result() for future in futures]
+
+
+def run_in_thread(func: Callable[..., _T], *args: Any, name: Optional[str] = None, **kwargs: Any) -> Future:
+    """Run ``func(*args, **kwargs)`` in a new daemon thread of its own; return its :class:`Future`.
+
+    For work that must outlive the pool, such as a poll that runs for the
+    whole session. The call runs as an :func:`async_` call does -- in a copy
+    of the caller's context, its future the current one (so
+    :func:`check_cancelled` and :func:`on_cancel` work), cancellable with a
+    reason -- but never waits for a pool thread. ``name`` names the future
+    (default: the call, as :func:`async_` names it).
+    """
+    future = Future(name)
+    future._call = (func, args, kwargs)
+    context = contextvars.copy_context()
+    context.run(_current.set, None)  # the thread is not part of the caller's call
+    thread = threading.Thread(
+        target=context.run,
+        args=(_run, future, func, args, kwargs),
+        name=f"concert-thread-{name_of(func)}",
+        daemon=True,
+    )
+    thread.start()
+    return future
 
 
 def threaded(func: Callable) -> Callable[..., threading.Thread]:

@@ -537,3 +537,25 @@ def test_a_wait_error_names_the_call_in_user_terms():
         )
     finally:
         future.cancel(timeout=30)
+
+
+def test_run_in_thread_runs_in_a_thread_of_its_own_and_cancels_like_a_call():
+    from concert.futures import check_cancelled, current_future, run_in_thread
+
+    seen = {}
+    started = threading.Event()
+
+    def poll(step):
+        seen["thread"] = threading.current_thread().name
+        seen["current"] = current_future()
+        started.set()
+        while True:
+            check_cancelled()
+            threading.Event().wait(step)  # the poll's own pace, not synchronisation
+
+    future = run_in_thread(poll, 0.001, name="beam monitor")
+    assert started.wait(TIMEOUT)
+    assert seen["thread"].startswith("concert-thread-poll") and seen["current"] is future
+    assert future.cancel(timeout=TIMEOUT)
+    with pytest.raises(CancelledError, match="beam monitor was stopped by cancel"):
+        future.result(TIMEOUT)

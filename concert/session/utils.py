@@ -28,7 +28,6 @@ Wrong use raises :class:`SessionError`, naming the helper and the argument.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import logging
@@ -47,7 +46,15 @@ from concert.checks import is_integer
 from concert.devices.base import Device
 from concert.exceptions import SessionError as SessionError  # re-exported: where the legacy API has it
 from concert.exit_hook import report_stopped
-from concert.futures import Future, awaited_by, current_future, is_async, on_cancel, request_cancel_logged
+from concert.futures import (
+    Future,
+    awaited_by,
+    current_future,
+    is_async,
+    on_cancel,
+    request_cancel_logged,
+    run_in_thread,
+)
 from concert.naming import describe_value, instance_name, name_of
 from concert.parameters import Parameterizable, ParameterValue
 from concert.quantities import q
@@ -597,7 +604,6 @@ def check_emergency_stop(
     mapping = _resolve(namespace, "check_emergency_stop")
     name = f"check_emergency_stop({name_of(check)})"
     reason = f"emergency stop ({name_of(check)}() became true)"
-    future = Future(name)
     ended = threading.Event()
 
     def poll() -> None:
@@ -617,14 +623,6 @@ def check_emergency_stop(
                     tripped = value
                 ended.wait(interval)
 
+    future = run_in_thread(poll, name=name)
     _monitors.add(future)
-    from concert.futures import _run  # the one runner of calls, here in a thread of the poll's own
-
-    thread = threading.Thread(
-        target=contextvars.Context().run,
-        args=(_run, future, poll, (), {}),
-        name="concert-emergency-stop",
-        daemon=True,
-    )
-    thread.start()
     return future
