@@ -140,3 +140,13 @@ def test_feed_queue_can_be_awaited():
         return await feed_queue(range(10), total)
 
     assert run_in_loop(main()) == 45
+
+
+def test_run_in_loop_takes_a_concert_future_and_raises_its_exception():
+    motor = LinearMotor(position=0 * q.mm, motion_velocity=1000 * q.mm / q.s)
+    run_in_loop(motor.set_position(1 * q.mm))
+    assert motor.position == 1 * q.mm
+    assert run_in_loop(motor.get_position()) == 1 * q.mm
+    with pytest.raises(UnitError):
+        run_in_loop(motor.set_position(1 * q.s))
+    assert motor.position == 1 * q.mm

@@ -24,6 +24,7 @@ asyncio is imported when these are first used, not with the module.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from typing import Any, Awaitable, Callable, List, Optional
 
@@ -103,6 +104,10 @@ def background(corofunc: Callable[..., Awaitable]) -> Callable[..., Any]:
 def run_in_loop(coroutine: Awaitable, error_msg_if_running: Optional[str] = None) -> Any:
     """Run ``coroutine`` as a task in :func:`get_event_loop` until it ends; return its result.
 
+    Any awaitable will do, a Concert future among them
+    (``run_in_loop(motor.set_position(1 * q.mm))``): its result is returned
+    and its exception raised.
+
     On Ctrl-C the task is cancelled (and run until it has handled that),
     then ``KeyboardInterrupt`` is raised again.
 
@@ -113,7 +118,7 @@ def run_in_loop(coroutine: Awaitable, error_msg_if_running: Optional[str] = None
         raise RuntimeError(
             error_msg_if_running or "run_in_loop(): the event loop is already running; use await instead"
         )
-    task = loop.create_task(coroutine)
+    task = loop.create_task(coroutine if inspect.iscoroutine(coroutine) else _awaited(coroutine))
     try:
         return loop.run_until_complete(task)
     except KeyboardInterrupt:
@@ -123,6 +128,10 @@ def run_in_loop(coroutine: Awaitable, error_msg_if_running: Optional[str] = None
         except BaseException:  # its CancelledError, or what its clean-up raised: Ctrl-C wins
             pass
         raise
+
+
+async def _awaited(awaitable: Awaitable) -> Any:
+    return await awaitable
 
 
 async def run_in_executor(func: Callable[..., Any], *args: Any) -> Any:
@@ -141,8 +150,6 @@ async def ensure_coroutine(func: Callable[..., Any], *args: Any, **kwargs: Any) 
 
     Anything else is returned as it is.
     """
-    import inspect
-
     result = func(*args, **kwargs)
     if inspect.isawaitable(result):
         return await result
