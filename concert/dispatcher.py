@@ -112,6 +112,10 @@ FLUSH_WARNING = 10.0
 #: thread has not begun to wait for that future (a deadlock, then refused).
 WATCH_INTERVAL = 0.05
 
+#: How deep synchronous deliveries nest (a handler sending, whose handler sends, ...) before
+#: a further send from a handler is queued and delivered when that handler has returned.
+MAX_NESTING = 32
+
 
 class _Any:
     """The wildcard: as a sender it matches every sender, as a message every message."""
@@ -401,6 +405,10 @@ class Dispatcher:
         :data:`concert.config.EXIT_FLUSH_TIMEOUT`. During the whole exit, a
         handler running in the delivering thread still queues, and its
         message is delivered right after the messages queued before it.
+        Synchronous deliveries nest at most :data:`MAX_NESTING` deep: a
+        handler sending from that depth queues its message, and it is
+        delivered, in order, once that handler has returned -- so a chain of
+        handlers sending from handlers never exhausts the stack.
         To keep the order, a synchronous send first waits for a delivery running in
         another thread -- at most :attr:`sync_timeout` seconds; during exit at
         most until the exit deadline (:data:`concert.config.EXIT_FLUSH_TIMEOUT`
@@ -626,15 +634,22 @@ class Dispatcher:
             self._delivery_lock.release()
 
     def _send_here(self, sender: Any, message: Hashable, number: int) -> None:
+        level = self._level()
+        if level >= MAX_NESTING:
+            # Handlers sending from handlers, this deep: queue it; the delivery below this one
+            # delivers it in order when its handler returns (a chain never exhausts the stack).
+            self._queue.append((sender, message, number))
+            return
         wait = self._sync_wait()
         if self._stuck_at is not None and self._stuck_at == self._number_now:
             wait = 0.0  # the delivery that held up an earlier send is still not done
-        level = self._level()
         try:
             if self._take(wait):
                 self._stuck_at = None
                 self._drain()
                 self._deliver_own(sender, message, number)
+                if self._queue and self._depth == MAX_NESTING:
+                    self._drain()  # what handlers queued one level deeper (see above)
                 if _exiting and self._queue:  # what its handlers sent (they queue during exit)
                     self._drain_at_exit()
                 return

@@ -911,7 +911,8 @@ class Parameterizable(metaclass=ParameterizableType):
     is constructed (every ``__init__`` of its classes has returned), writing
     a public attribute (no leading underscore) that neither the instance nor
     its class has, and whose name is close to a parameter's (``positon``
-    for ``position``), raises :class:`~concert.exceptions.ParameterNameError`
+    for ``position``) or shortens it (``exposure`` for ``exposure_time``,
+    ``pos`` for ``position``), raises :class:`~concert.exceptions.ParameterNameError`
     (an :class:`AttributeError`) suggesting the parameter. Every other
     attribute write works as for any object: private ``_x`` attributes,
     attributes the class declares (in its body, properties), attributes set
@@ -989,10 +990,23 @@ class Parameterizable(metaclass=ParameterizableType):
         super().__setattr__(name, value)
 
     def _closest_parameter(self, name: str) -> Optional[str]:
-        """The parameter whose name is closest to ``name`` (a likely misspelling of it), or ``None``."""
-        names = self.__dict__.get("_parameter_values", ())
-        close = difflib.get_close_matches(name, names, n=1, cutoff=_CLOSE)
-        return close[0] if close else None
+        """The parameter ``name`` most likely means, or ``None``.
+
+        A misspelling (``positon``: difflib ratio at least ``_CLOSE``, any
+        case), or a shortening: ``name`` (three letters or more) starts a
+        parameter's name or is one of its words (``exposure`` and ``time`` for
+        ``exposure_time``, ``pos`` for ``position``, ``flow`` for ``flow_rate``).
+        """
+        names = list(self.__dict__.get("_parameter_values", ()))
+        lowered = name.lower()
+        close = difflib.get_close_matches(lowered, names, n=1, cutoff=_CLOSE)
+        if close:
+            return close[0]
+        if len(lowered) >= 3:
+            for candidate in sorted(names, key=len):
+                if candidate.startswith(lowered) or lowered in candidate.split("_"):
+                    return candidate
+        return None
 
     def install_parameters(self, params: Dict[str, Parameter]) -> None:
         """Add ``params`` (name → :class:`Parameter`) to this instance only.

@@ -453,3 +453,20 @@ def test_with_message_is_part_of_the_subscription(messages):
     messages.send(sender, "m")
     messages.flush(TIMEOUT)
     assert seen == ["m", None]
+
+
+@pytest.mark.parametrize("mode", ["asynchronous", "synchronous"])
+def test_a_long_chain_of_handlers_sending_from_handlers_loses_nothing(mode, request):
+    request.getfixturevalue(mode)
+    dispatcher = Dispatcher()
+    sender, received = object(), []
+
+    def relay(source, number):
+        received.append(number)
+        if number < 2000:  # far deeper than the interpreter's recursion limit allows nesting
+            dispatcher.send(sender, number + 1)
+
+    dispatcher.subscribe(sender, ANY, relay, with_message=True)
+    dispatcher.send(sender, 0)
+    dispatcher.flush(TIMEOUT)
+    assert received == list(range(2001))

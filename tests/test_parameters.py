@@ -762,3 +762,24 @@ def test_refusals_show_values_in_user_terms(stage):
 )
 def test_values_are_described_in_user_terms(value, signed, text):
     assert describe_value(value, signed=signed) == text
+
+
+def test_a_shortened_parameter_name_is_refused_too():
+    from concert.devices.cameras.dummy import Camera
+    from concert.devices.motors.dummy import LinearMotor
+    from concert.exceptions import ParameterNameError
+
+    camera, motor = Camera(), LinearMotor()
+    for device, name, meant, value in (
+        (camera, "exposure", "exposure_time", 4 * q.ms),
+        (camera, "Exposure_Time", "exposure_time", 4 * q.ms),
+        (motor, "pos", "position", 4 * q.mm),
+        (motor, "velo", "velocity", 1 * q.mm / q.s),
+    ):
+        before = device[meant].get().result(30)
+        with pytest.raises(ParameterNameError, match=f"did you mean {meant!r}"):
+            setattr(device, name, value)
+        assert name not in vars(device)
+        assert device[meant].get().result(30) == before
+    motor.note = "kept as any attribute"  # not a shortening of a parameter: allowed
+    assert motor.note == "kept as any attribute"
