@@ -187,6 +187,22 @@ def _limit(value: Any) -> Any:
     return lambda motor: value
 
 
+def _speed(lowest: Any, highest: Any, help: str) -> Quantity:
+    """A motion velocity between ``lowest`` and ``highest``: soft limits, and the same as hardware limits.
+
+    The hardware limits keep 0 and negative speeds out even when a script
+    removes the soft ones.
+    """
+    return Quantity(
+        lowest.units,
+        lower=lowest,
+        upper=highest,
+        external_lower_getter=_limit(lowest),
+        external_upper_getter=_limit(highest),
+        help=help,
+    )
+
+
 class LinearMotor(_Simulated, base.LinearMotor):
     """A simulated linear motor: 1 nm steps, hard limits ±1 m, 100 mm/s by default."""
 
@@ -195,14 +211,7 @@ class LinearMotor(_Simulated, base.LinearMotor):
     position = Quantity(
         q.mm, help="Position", external_lower_getter=_hard_lower, external_upper_getter=_hard_upper
     )
-    motion_velocity = Quantity(
-        q.mm / q.s,
-        lower=1e-6 * q.mm / q.s,
-        upper=10 * q.m / q.s,
-        external_lower_getter=_limit(1e-6 * q.mm / q.s),
-        external_upper_getter=_limit(10 * q.m / q.s),
-        help="Speed of positioning moves",
-    )
+    motion_velocity = _speed(1e-6 * q.mm / q.s, 10 * q.m / q.s, "Speed of positioning moves")
 
     def __init__(
         self,
@@ -223,14 +232,7 @@ class RotationMotor(_Simulated, base.RotationMotor):
     position = Quantity(
         q.deg, help="Angular position", external_lower_getter=_hard_lower, external_upper_getter=_hard_upper
     )
-    motion_velocity = Quantity(
-        q.deg / q.s,
-        lower=1e-6 * q.deg / q.s,
-        upper=36000 * q.deg / q.s,
-        external_lower_getter=_limit(1e-6 * q.deg / q.s),
-        external_upper_getter=_limit(36000 * q.deg / q.s),
-        help="Angular speed of moves",
-    )
+    motion_velocity = _speed(1e-6 * q.deg / q.s, 36000 * q.deg / q.s, "Angular speed of moves")
 
     def __init__(
         self,
