@@ -287,7 +287,8 @@ class ParameterValue:
         :raises UnitError, LimitError: for quantities, a bad value.
         :raises StateError: the device's state does not allow the write.
         """
-        with calling(self._instance, functools.partial(self._describe_write, value)):
+        describe = functools.partial(self._describe_write, value)
+        with calling(self._instance, describe):
             if self._write_locked:
                 raise LockError(
                     f"{self._label} is locked for writing; refusing to set it to {describe_value(value)}"
@@ -298,7 +299,7 @@ class ParameterValue:
                     f"{self._label} cannot be written (to {describe_value(value)}): it has no setter"
                 )
             checked = self._validate(value)
-            with device_call(self._instance, functools.partial(self._describe_write, value), (self._lock,)):
+            with device_call(self._instance, describe, (self._lock,)):
                 try:
                     setter(checked)
                 except AccessorNotImplementedError as error:

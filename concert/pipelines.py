@@ -83,8 +83,8 @@ import numpy as np
 import concert.dispatcher  # noqa: F401 - its exit flush must be registered before ours (see _register_exit_wait)
 from concert import config
 from concert.checks import is_integer, is_real
-from concert.coroutines._errors import DATA_ERROR, shape_of, wrong_dtype, wrong_shape
-from concert.exceptions import LimitError
+from concert.coroutines._errors import shape_of, wrong_dtype, wrong_shape
+from concert.exceptions import DataError, LimitError
 from concert.futures import Future, _cancel_after_interrupt, _current, request_cancel_logged, resolve
 from concert.naming import name_of
 from concert.timeouts import optional_seconds
@@ -706,9 +706,7 @@ def _discard() -> Any:
         while True:
             yield
 
-    generator = discard()
-    next(generator)
-    return generator
+    return _primed(discard())
 
 
 def _primed(generator: Any) -> Any:
@@ -828,7 +826,7 @@ class _Mean:
         elif frame.shape != self._shape:
             raise wrong_shape(self.who, f"frame {self.count}", self._shape, frame.shape)
         elif frame.dtype != self._dtype:
-            raise DATA_ERROR(f"{self.who}: frame {self.count} is {frame.dtype}, the first was {self._dtype}")
+            raise DataError(f"{self.who}: frame {self.count} is {frame.dtype}, the first was {self._dtype}")
         np.add(self._partial, frame, out=self._partial, casting="unsafe")
         self.count += 1
         self._mean = None

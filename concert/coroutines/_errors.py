@@ -6,16 +6,13 @@ Data of the wrong shape or dtype raises :class:`~concert.exceptions.DataError`
 
 from __future__ import annotations
 
-from typing import Any, Type
+from typing import Any
 
 import numpy as np
 
 from concert.exceptions import DataError
 
-__all__ = ["DATA_ERROR", "shape_of", "wrong_dtype", "wrong_shape"]
-
-#: The class of the errors below.
-DATA_ERROR: Type[ValueError] = DataError
+__all__ = ["shape_of", "wrong_dtype", "wrong_shape"]
 
 
 def shape_of(value: Any) -> str:
@@ -31,12 +28,12 @@ def wrong_shape(who: str, what: str, expected: Any, received: Any) -> ValueError
 
     ``expected`` and ``received`` are shapes (tuples) or texts.
     """
-    return DATA_ERROR(f"{who}: {what} has shape {received}, expected {expected}")
+    return DataError(f"{who}: {what} has shape {received}, expected {expected}")
 
 
 def wrong_dtype(who: str, what: str, expected: Any, received: Any) -> ValueError:
     """The error for ``what`` given to ``who`` whose dtype ``received`` cannot be stored as ``expected``."""
-    return DATA_ERROR(
+    return DataError(
         f"{who}: {what} is {np.dtype(received)}, which cannot be stored as {np.dtype(expected)} "
         "without wrapping around or truncating"
     )

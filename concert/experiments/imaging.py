@@ -121,7 +121,12 @@ def tomo_angular_step(frame_width: Any) -> Any:
     :raises UnitError: ``frame_width`` is not a number or not in pixels.
     :raises LimitError: it is not finite and > 0.
     """
-    return math.atan(2 / _pixels("tomo_angular_step()", frame_width)) * q.rad
+    return _step("tomo_angular_step()", frame_width) * q.rad
+
+
+def _step(function: str, frame_width: Any) -> float:
+    """The angular step in radians (a plain float); errors name ``function``."""
+    return math.atan(2 / _pixels(function, frame_width))
 
 
 def tomo_projections_number(frame_width: Any) -> int:
@@ -129,8 +134,7 @@ def tomo_projections_number(frame_width: Any) -> int:
 
     :raises UnitError, LimitError: as :func:`tomo_angular_step`.
     """
-    step = math.atan(2 / _pixels("tomo_projections_number()", frame_width))
-    return math.ceil(math.pi / step)
+    return math.ceil(math.pi / _step("tomo_projections_number()", frame_width))
 
 
 def tomo_max_speed(frame_width: Any, frame_rate: Any) -> Any:
@@ -143,7 +147,7 @@ def tomo_max_speed(frame_width: Any, frame_rate: Any) -> Any:
         :func:`tomo_angular_step`.
     :raises LimitError: either is not finite and > 0.
     """
-    step = math.atan(2 / _pixels("tomo_max_speed()", frame_width))
+    step = _step("tomo_max_speed()", frame_width)
     try:
         rate = float(frame_rate.to(1 / q.s).magnitude)
     except Exception:

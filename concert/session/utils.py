@@ -361,7 +361,7 @@ def _processes_table(mapping: Mapping, hide: bool) -> PrettyTable:
     for name, value in _public_items(mapping):
         if _is_process(value) and not (hide and _is_blacklisted(value)):
             summary = _summary(value.func if isinstance(value, functools.partial) else value)
-            table.add_row([name, _signature(value, name) + ("\n" + summary if summary else "")])
+            table.add_row([name, _described(value, name, summary)])
     return table
 
 
@@ -392,9 +392,13 @@ def _device_table(device: Parameterizable) -> PrettyTable:
             continue
         kind = "method, returns a Future" if is_async(attribute) else "method"
         bound = getattr(device, name)
-        summary = _summary(attribute)
-        table.add_row([name, kind, _signature(bound, name) + ("\n" + summary if summary else "")])
+        table.add_row([name, kind, _described(bound, name, _summary(attribute))])
     return table
+
+
+def _described(func: Any, name: str, summary: str) -> str:
+    """A table cell: the signature, and the docstring's summary line below it."""
+    return _signature(func, name) + (f"\n{summary}" if summary else "")
 
 
 # -- code ------------------------------------------------------------------------------------------

@@ -236,7 +236,10 @@ def create_directory(directory: str, rights: str = "750") -> None:
 
 #: Flags of a directory descriptor used only as ``dir_fd`` and for ``fstat``: O_PATH where the
 #: system has it (Linux: needs no read permission on the directory), else read-only.
-DIRECTORY_FLAGS = os.O_DIRECTORY | getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+DIRECTORY_FLAGS = os.O_DIRECTORY | getattr(os, "O_PATH", os.O_RDONLY) | _CLOEXEC
+#: How a file is created inside a held directory: never through a link (add O_EXCL or O_APPEND).
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | _CLOEXEC
 
 
 def open_directory(directory: str) -> int:
@@ -323,9 +326,7 @@ def _make_directory(name: str, parent: int) -> Optional[int]:
     except FileExistsError:
         return None
     # O_NOFOLLOW: if it was replaced by a link in between, this fails instead of reaching elsewhere.
-    return os.open(
-        name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=parent
-    )
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC, dir_fd=parent)
 
 
 def _why(error: OSError, path: str) -> str:

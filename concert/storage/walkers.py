@@ -53,6 +53,7 @@ from concert.checks import is_integer
 from concert.exceptions import StorageError
 from concert.futures import Future, async_
 from concert.storage.files import (
+    CREATE_FLAGS,
     create_directory,
     existing_files,
     is_formattable,
@@ -585,7 +586,7 @@ class DirectoryWalker(Walker):
                 path = self._resolve_in(directory, name, "log_to_json: filename")
                 try:
                     # Relative to the directory reached without links, never through a link at the name.
-                    descriptor = os.open(name, _CREATE_FLAGS | os.O_EXCL, 0o640, dir_fd=held)
+                    descriptor = os.open(name, CREATE_FLAGS | os.O_EXCL, 0o640, dir_fd=held)
                 except FileExistsError:
                     number += 1
                     continue
@@ -617,10 +618,6 @@ class DirectoryWalker(Walker):
         return _attach(logger_name, log_level, lambda: _ContainedFileHandler(path, self._open))
 
 
-#: Flags of files a walker creates or appends to: never through a symbolic link at the name.
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
 class _ContainedFileHandler(logging.FileHandler):
     """A FileHandler appending to ``path`` (a real path inside the root), opened without following links.
 
@@ -637,7 +634,7 @@ class _ContainedFileHandler(logging.FileHandler):
         directory, name = os.path.split(self.baseFilename)
         held = self._open_directory(directory)
         try:
-            descriptor = os.open(name, _CREATE_FLAGS | os.O_APPEND, 0o666, dir_fd=held)  # as FileHandler
+            descriptor = os.open(name, CREATE_FLAGS | os.O_APPEND, 0o666, dir_fd=held)  # as FileHandler
         except OSError as error:
             raise StorageError(
                 f"register_logger: cannot open {self.baseFilename!r}: {error.strerror or error}"

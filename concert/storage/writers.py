@@ -58,6 +58,7 @@ from concert.checks import is_integer
 from concert.exceptions import StorageError
 from concert.futures import check_cancelled
 from concert.storage.files import (
+    CREATE_FLAGS,
     DIRECTORY_FLAGS,
     PARTIAL_SUFFIX,
     create_directory,
@@ -130,8 +131,6 @@ def needs_bigtiff(bytes_per_file: int, frame_bytes: int, description_bytes: int 
 
 #: errno values with which :func:`os.link` says the file system has no hard links.
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
-
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 def _exists_in(directory: int, name: str) -> bool:
@@ -251,7 +250,7 @@ class ImageWriter:
             if _exists_in(directory, name):
                 raise StorageError(f"refusing to overwrite {filename!r}: it exists")
             # O_EXCL | O_NOFOLLOW, relative to the directory's descriptor: a new file exactly there.
-            descriptor = os.open(partial, _CREATE_FLAGS, 0o666, dir_fd=directory)
+            descriptor = os.open(partial, CREATE_FLAGS | os.O_EXCL, 0o666, dir_fd=directory)
         except BaseException as error:
             if owns and directory >= 0:
                 os.close(directory)

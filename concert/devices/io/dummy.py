@@ -13,6 +13,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Hashable, List
 
+from concert.checks import is_integer
 from concert.devices.io import base
 from concert.exceptions import LimitError
 from concert.naming import describe_value
@@ -30,7 +31,7 @@ class IO(base.IO):
 
     def __init__(self, port_count: int = 4, bits: int = 1, port_value: Any = 0) -> None:
         for name, given, least in (("port_count", port_count, 0), ("bits", bits, 1)):
-            if not isinstance(given, numbers.Integral) or isinstance(given, bool) or given < least:
+            if not is_integer(given) or given < least:
                 raise LimitError(f"IO: {name}={describe_value(given)} is not a whole number >= {least}")
         highest = 2**bits - 1
         if not isinstance(port_value, numbers.Integral) or not 0 <= port_value <= highest:

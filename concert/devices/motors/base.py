@@ -42,7 +42,7 @@ from concert import config
 from concert.devices.base import Device
 from concert.exceptions import AccessorNotImplementedError
 from concert.futures import async_, on_cancel
-from concert.naming import calling, describe_value, instance_name
+from concert.naming import calling, describe_call
 from concert.operations import device_call
 from concert.parameters import Quantity
 from concert.quantities import q
@@ -90,7 +90,7 @@ class _Motor(Device):
         position = self["position"]
         # Messages name this call (LinearMotor#1.move(+5 mm)), not the position write it makes.
         given = delta
-        with calling(self, lambda: f"{instance_name(self)}.move({describe_value(given, signed=True)})"):
+        with calling(self, lambda: describe_call(_Motor.move, (self, given), {})):
             delta = position._convert(given, "move by")  # UnitError/LimitError naming the motor
             # One device call: fenced (an abort also stops queued moves), queued in the motor's
             # slot behind a running motion, so the target is computed from where that one ended.
@@ -105,7 +105,7 @@ class _Motor(Device):
     @async_
     def home(self) -> None:
         """Move to the home position."""
-        with calling(self, lambda: f"{instance_name(self)}.home()"):
+        with calling(self, lambda: describe_call(_Motor.home, (self,), {})):
             with device_call(self, None, (self["position"]._lock,), slot=True):
                 self._home()
 
