@@ -226,8 +226,15 @@ def run_demo(
     flats: int = 4,
     darks: int = 4,
     out: TextIO = sys.stdout,
+    view: bool = False,
 ) -> Dict[str, Any]:
     """Run the demo experiment, writing below ``directory`` (default: a fresh one); return its summary.
+
+    With ``view``, every frame also goes to a live
+    :class:`~concert.ext.viewers.PyplotImageViewer`, one more consumer of
+    each acquisition's broadcast: it draws into ``live-view.png`` in the
+    run's directory (and in a window, given a display); the output says
+    where, and at the end how many frames it drew.
 
     The summary has the run's ``directory``, the numbers of ``frames`` and
     ``bytes`` written and the experiment's ``record`` (its
@@ -293,6 +300,16 @@ def run_demo(
         ],
         walker,
     )
+    viewer: Any = None
+    if view:
+        from concert.ext.viewers import PyplotImageViewer
+
+        # The directory is fresh, so this run is the experiment's first: the PNG goes beside experiment.json.
+        png = os.path.join(directory, experiment.name_fmt.format(0), "live-view.png")
+        viewer = PyplotImageViewer(title="concert demo", filename=png).start()
+        for entry in experiment.acquisitions:
+            entry.consumers = (*entry.consumers, viewer)
+        output.line(f"Live view: every frame goes to {viewer!r}, drawn into {png} (and in a window, if any)")
     run: Optional[concurrent.futures.Future] = None
     interrupt: Optional[KeyboardInterrupt] = None
     failure: Optional[Exception] = None
@@ -328,6 +345,14 @@ def run_demo(
             flush=True,
         )
     finally:
+        if viewer is not None:
+            viewer.close()  # draws what is pending (within its timeout): the counts are final
+            print(
+                f"Live view: {viewer.drawn} of {viewer.received} frames drawn ({viewer.dropped} dropped: "
+                f"frames come faster than it draws); the last one drawn is in {viewer.filename}",
+                file=out,
+                flush=True,
+            )
         _restore_ctrl_c(restore)
     if interrupt is not None:
         raise interrupt
@@ -376,14 +401,25 @@ class DemoCommand(SubCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--directory", help="where to write (must not exist; default: a fresh one here)")
         parser.add_argument("--projections", type=int, default=32, help="number of projections (default 32)")
+        parser.add_argument(
+            "--view",
+            action="store_true",
+            help="show the frames live (matplotlib; without a display: a PNG in the run's directory)",
+        )
 
-    def run(self, args: argparse.Namespace) -> int:
+    def run(self, directory: Optional[str] = None, projections: int = 32, view: bool = False) -> int:
         """Run the demo; exit status 0, 1 for a directory it cannot use, 2 for bad options, 130 on Ctrl-C."""
-        if args.projections < 1:
-            print(f"concert demo: --projections must be at least 1, not {args.projections}", file=sys.stderr)
+        if projections < 1:
+            print(f"concert demo: --projections must be at least 1, not {projections}", file=sys.stderr)
             return 2
+        if view:
+            import importlib.util
+
+            if importlib.util.find_spec("matplotlib") is None:
+                print("concert demo: --view needs matplotlib: pip install concert[viewers]", file=sys.stderr)
+                return 1
         try:
-            run_demo(args.directory, args.projections)
+            run_demo(directory, projections, view=view)
         except (FileExistsError, DemoDirectoryError) as error:
             print(f"concert demo: {error}", file=sys.stderr)
             return 1

@@ -32,6 +32,7 @@ __all__ = [
     "ProcessError",
     "ReadAccessError",
     "SessionError",
+    "SessionStoreError",
     "SoftLimitError",
     "StateError",
     "StorageError",
@@ -218,6 +219,16 @@ class SessionError(ConcertError, TypeError):
     For example a namespace that is neither a mapping nor a module, a
     ``check`` that is not callable, or a function whose source is not
     available. The message names the helper and the argument.
+    """
+
+
+class SessionStoreError(ConcertError, ValueError):
+    """The session store cannot do what it was asked.
+
+    An unknown session, a name that is not an identifier, a target that
+    exists (and no ``force``), a file or archive it cannot read, a session
+    already running elsewhere. The message is one line naming the session
+    or file, as the ``concert`` command prints it.
     """
 
 

@@ -504,8 +504,10 @@ class Future(concurrent.futures.Future):
         self.add_done_callback(wake)
         try:
             await woken
-        except asyncio.CancelledError:
-            await loop.run_in_executor(None, functools.partial(self.cancel, reason="task cancellation"))
+        except asyncio.CancelledError as error:
+            # The task's cancel message (``task.cancel("Ctrl-C")``) is the reason, when there is one.
+            reason = (str(error.args[0]) if error.args and error.args[0] else "") or "task cancellation"
+            await loop.run_in_executor(None, functools.partial(self.cancel, reason=reason))
             raise
         if self.cancelled():
             raise asyncio.CancelledError(str(self._cancelled_error()))

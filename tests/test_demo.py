@@ -82,7 +82,7 @@ def test_version_and_help(capsys):
     assert exit_info.value.code == 0 and "concert " in capsys.readouterr().out
     assert main([]) == 2 and "demo" in capsys.readouterr().out
     with pytest.raises(NotImplementedError, match="'nothing'"):
-        type("Nothing", (SubCommand,), {"name": "nothing"})().run(None)
+        type("Nothing", (SubCommand,), {"name": "nothing"})().run()
 
 
 def test_demo_runs_with_a_small_pool(tmp_path):

@@ -644,3 +644,149 @@ def test_exit_session_ends_the_process_after_stopping_the_devices():
     assert result.returncode == -signal.SIGTERM, result
     assert "stopped 1 device(s): motor" in result.stderr
     assert "still alive" not in result.stdout
+
+
+# -- asyncio tasks: abort_awaiting and stop_all ---------------------------------------------------------
+
+
+@pytest.fixture
+def loop_thread():
+    """An asyncio loop running in a thread of its own; ``call(func)`` runs ``func()`` in it and returns."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-loop", daemon=True)
+    thread.start()
+
+    def call(func):
+        async def run():
+            return func()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(TIMEOUT)
+
+    def settled(task):  # wait (in the loop) until the task has ended; return it
+        async def wait():
+            await asyncio.wait([task], timeout=TIMEOUT)
+            return task
+
+        return asyncio.run_coroutine_threadsafe(wait(), loop).result(TIMEOUT)
+
+    call.loop, call.settled = loop, settled
+    yield call
+
+    async def cancel_the_rest():
+        others = [task for task in asyncio.all_tasks(loop) if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(cancel_the_rest(), loop).result(TIMEOUT)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(TIMEOUT)
+    loop.close()
+
+
+def test_abort_awaiting_cancels_started_tasks_in_their_own_loop(loop_thread):
+    import asyncio
+
+    from concert.coroutines.aio import start
+
+    async def ramp():
+        await asyncio.sleep(TIMEOUT)
+
+    async def keep():
+        await asyncio.sleep(TIMEOUT)
+
+    ramped = loop_thread(lambda: start(ramp()))
+    kept = loop_thread(lambda: start(keep()))
+    stopped = abort_awaiting(skip="keep")  # from this thread: the loop cancels the task
+    assert ramped in stopped and kept not in stopped
+    assert loop_thread.settled(ramped).cancelled()
+    assert not kept.done()
+    assert utils.task_name(ramped) == "ramp()"
+    assert abort_awaiting(skip=["keep()"]) == []  # a task is also skipped by its name with brackets
+
+
+def test_a_task_waiting_for_a_future_is_named_after_it_and_both_are_stopped(asynchronous, loop_thread):
+    from concert.coroutines.aio import start
+
+    motor = slow_motor()
+    task = loop_thread(lambda: start(motor.move(500 * q.mm)))
+    wait_until_moving(motor)
+    assert utils.task_name(task) == f"{motor!r}.move(+500 mm)"
+    stopped = utils.stop_all({"motor": motor}, "the test", report=False)
+    assert stopped.devices == ["motor"] and stopped.failed == []
+    assert stopped.operations == [f"{motor!r}.move(+500 mm)"]
+    assert stopped.tasks == [f"{motor!r}.move(+500 mm)"]
+    assert loop_thread.settled(task).cancelled()
+    assert motor.state == "standby" and motor.position < 500 * q.mm
+
+
+def test_stop_all_called_in_the_loop_cancels_the_tasks_at_once_but_not_itself(loop_thread):
+    import asyncio
+
+    from concert.coroutines.aio import start
+
+    async def ramp():
+        await asyncio.sleep(TIMEOUT)
+
+    async def stopper():
+        return utils.stop_all({}, "inside", report=False)
+
+    other = loop_thread(lambda: start(ramp()))
+    calling = loop_thread(lambda: start(stopper()))
+    result = loop_thread.settled(calling).result()
+    assert result.tasks == ["ramp()"]
+    assert other.cancelled() or loop_thread.settled(other).cancelled()
+
+
+def test_stop_all_says_what_it_stopped_on_one_line(asynchronous, capsys, log_of):
+    log = log_of("concert.session.utils")
+
+    class Stuck(Device):
+        """A device whose emergency stop fails."""
+
+        def _emergency_stop(self):
+            raise RuntimeError("no answer")
+
+    motor, shutter, stuck = slow_motor(), Shutter(), Stuck()
+    future = motor.move(500 * q.mm)
+    wait_until_moving(motor)
+    result = utils.stop_all({"motor": motor, "shutter": shutter, "stuck": stuck, "_hidden": motor}, "Ctrl-K")
+    assert result == utils.Stopped([f"{motor!r}.move(+500 mm)"], [], ["motor", "shutter"], ["stuck"])
+    assert capsys.readouterr().err == (
+        "concert: Ctrl-K stopped 2 device(s): motor, shutter; "
+        f"cancelled 1 operation(s): {motor!r}.move(+500 mm); "
+        "emergency_stop() FAILED for stuck (see the log)\n"
+    )
+    with pytest.raises(CancelledError, match=r"move\(\+500 mm\) was stopped by Ctrl-K$"):
+        future.result(TIMEOUT)
+    assert any(
+        record.exc_info and "emergency_stop() of stuck failed" in record.getMessage()
+        for record in log.records
+    )
+    assert "Ctrl-K: stopped 2 device(s) (motor, shutter)" in log.records[-1].getMessage()
+
+
+def test_stop_all_with_nothing_to_stop_says_so_and_reads_the_session_namespace(monkeypatch, capsys):
+    main = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert utils.stop_all(reason="Ctrl-K") == utils.Stopped([], [], [], [])
+    assert capsys.readouterr().err == (
+        "concert: Ctrl-K: nothing to stop (no device in the session, nothing running)\n"
+    )
+    main.shutter = Shutter()
+    assert utils.stop_all(reason="Ctrl-K", report=False).devices == ["shutter"]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_long_summary_is_shortened():
+    names = [f"m{index}" for index in range(10)]
+    assert utils.Stopped([], [], names, []).summary("x") == (
+        "concert: x stopped 10 device(s): m0, m1, m2, m3, m4, m5, m6, m7 and 2 more"
+    )
+
+
+def test_stop_all_refuses_a_bad_namespace():
+    with pytest.raises(SessionError, match=r"stop_all\(namespace="):
+        utils.stop_all(namespace=42)

@@ -6,7 +6,8 @@ These helpers complete the picture for scripts written for the asyncio-era
 Concert:
 
 * :func:`get_event_loop` -- the loop of the calling thread (the running one,
-  or one made and set for the thread);
+  or one made and set for the thread); :func:`use_event_loop` makes a given
+  loop the thread's (the shell makes its prompt's loop the main thread's);
 * :func:`start` and the decorator :func:`background` -- run an awaitable as
   a task right away; :func:`running_tasks` lists the tasks started so that a
   shell can cancel them all;
@@ -39,6 +40,7 @@ __all__ = [
     "run_in_loop",
     "running_tasks",
     "start",
+    "use_event_loop",
     "wait_until",
 ]
 
@@ -64,15 +66,36 @@ def get_event_loop() -> Any:
     return loop
 
 
+def use_event_loop(loop: Any) -> None:
+    """Make ``loop`` the calling thread's loop: :func:`get_event_loop` returns it from now on.
+
+    When no loop is running, :func:`get_event_loop` (and so :func:`start`,
+    :func:`background` and :func:`run_in_loop`) uses ``loop``, and so does
+    :func:`asyncio.get_event_loop` in this thread. The interactive shell
+    calls this with the loop its prompt runs, so that tasks started in a
+    cell advance while the prompt waits for input. Affects the calling
+    thread only; a closed ``loop`` is replaced by a new one when next needed.
+    """
+    import asyncio
+
+    _loops.loop = loop
+    asyncio.set_event_loop(loop)
+
+
 def start(awaitable: Awaitable) -> Any:
     """Wrap ``awaitable`` into a task of :func:`get_event_loop` and start it; return the task.
 
     The task is listed by :func:`running_tasks` until it ends, so that a
-    session can cancel every background task at once.
+    session can cancel every background task at once. A task made for an
+    awaitable that is not a coroutine (a Concert future, say) is named
+    after it (``LinearMotor#1.move(+5 mm)``).
     """
     import asyncio
 
     task = asyncio.ensure_future(awaitable, loop=get_event_loop())
+    if task is not awaitable and not inspect.iscoroutine(awaitable):
+        # A future wrapped into a task: name the task after it (``LinearMotor#1.move(+5 mm)``).
+        task.set_name(getattr(awaitable, "name", None) or type(awaitable).__name__)
     with _tasks_lock:
         _tasks.append(task)
     task.add_done_callback(_forget)

@@ -10,15 +10,19 @@ helpers are what a scientist calls in it, or in the shell started from it:
 * :func:`code_of` -- print the source of a function;
 * :func:`get_default_table` -- the :class:`~prettytable.PrettyTable` they all use,
   sized to the terminal;
-* :func:`abort_awaiting` -- cancel the operations Concert runs in the background;
+* :func:`abort_awaiting` -- cancel the operations and asyncio tasks Concert
+  runs in the background;
+* :func:`stop_all` -- cancel all of those and call ``emergency_stop()``
+  on every device: what the shell's ``Ctrl-K`` and ``Ctrl-\\`` do;
 * :func:`check_emergency_stop` -- poll a condition in the background and
-  stop every device when it turns true.
+  :func:`stop_all` when it turns true.
 
 They work on a *namespace*: by default the session's, the globals of the
 ``__main__`` module (a script's globals; in IPython, the shell's names), or
 the dictionary (or module) given as ``namespace``. Names starting with
 ``_`` are never looked at (IPython keeps its output history in ``_``,
-``_1``, ...). A device bound to several names appears once, under all of
+``_1``, ...), nor, in the shell, the names IPython defines itself
+(``In``, ``Out``, ``exit``, ``open`` ...). A device bound to several names appears once, under all of
 them. None of the helpers needs a terminal or IPython: the tables are
 returned as :class:`~prettytable.PrettyTable` objects, which ``print`` and
 the shell both show as the table (their ``repr`` is the table).
@@ -39,13 +43,25 @@ import threading
 import types
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from concert import executor
 from concert.checks import is_integer
+from concert.cli import SubCommand as SubCommand  # re-exported: where seed 003 has it
 from concert.devices.base import Device
 from concert.exceptions import SessionError as SessionError  # re-exported: where the legacy API has it
-from concert.exit_hook import report_stopped
 from concert.futures import (
     Future,
     awaited_by,
@@ -66,6 +82,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BLACKLIST",
     "PROCESS_MODULES",
+    "Stopped",
     "abort_awaiting",
     "check_emergency_stop",
     "code_of",
@@ -73,6 +90,8 @@ __all__ = [
     "dstate",
     "get_default_table",
     "pdoc",
+    "stop_all",
+    "task_name",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -96,6 +115,7 @@ PROCESS_MODULES: Tuple[str, ...] = (
     "concert.imageprocessing",
 )
 
+_MISSING = object()  # no value
 _MIN_WIDTH = 10  # narrowest a column is made when the terminal is too narrow for all of them
 
 
@@ -116,12 +136,29 @@ def _resolve(namespace: Namespace, helper: str) -> Mapping:
     )
 
 
+def _shells_own(mapping: Mapping) -> Mapping:
+    """The names IPython put into ``mapping`` if it is a running shell's namespace (``open``, ``exit``)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return {}
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # an IPython too broken to say: no names to leave out
+        return {}
+    if shell is None or getattr(shell, "user_ns", None) is not mapping:
+        return {}
+    hidden = getattr(shell, "user_ns_hidden", None)
+    return hidden if isinstance(hidden, Mapping) else {}
+
+
 def _public_items(mapping: Mapping) -> List[Tuple[str, Any]]:
     """The ``(name, object)`` pairs of ``mapping`` without ``_`` names, sorted by name.
 
-    The session may define names in another thread meanwhile (the shell
-    while a background poll looks): a copy that finds the mapping changing
-    is made again.
+    In an IPython shell the names IPython defined itself (``In``, ``Out``,
+    ``exit``, ``open`` ...) are left out too, unless the session rebound
+    them. The session may define names in another thread meanwhile (the
+    shell while a background poll looks): a copy that finds the mapping
+    changing is made again.
     """
     attempts = 100
     while True:
@@ -132,7 +169,12 @@ def _public_items(mapping: Mapping) -> List[Tuple[str, Any]]:
             attempts -= 1
             if not attempts:
                 raise
-    public = [(name, value) for name, value in items if isinstance(name, str) and not name.startswith("_")]
+    shells = _shells_own(mapping)
+    public = [
+        (name, value)
+        for name, value in items
+        if isinstance(name, str) and not name.startswith("_") and shells.get(name, _MISSING) is not value
+    ]
     return sorted(public, key=lambda item: item[0])
 
 
@@ -445,10 +487,11 @@ def code_of(func: Any) -> None:
 # -- stopping ----------------------------------------------------------------------------------------
 
 # The futures of the background polls of check_emergency_stop(): never cancelled by abort_awaiting().
+# A WeakSet, thread-safe for add and membership tests; written by check_emergency_stop().
 _monitors: weakref.WeakSet = weakref.WeakSet()
 
 
-def _skip_names(skip: Any) -> Tuple[str, ...]:
+def _skip_names(skip: Any, helper: str = "abort_awaiting") -> Tuple[str, ...]:
     if skip is None:
         return ()
     if isinstance(skip, str):
@@ -458,7 +501,7 @@ def _skip_names(skip: Any) -> Tuple[str, ...]:
         if all(isinstance(name, str) for name in names):
             return names
     raise SessionError(
-        f"abort_awaiting(skip={describe_value(skip)}): skip is a name or a list of names of operations"
+        f"{helper}(skip={describe_value(skip)}): skip is a name or a list of names of operations"
     )
 
 
@@ -493,51 +536,192 @@ def _abort(names: Tuple[str, ...], reason: str) -> List[Future]:
     return stopped
 
 
-def abort_awaiting(skip: Union[str, Iterable[str], None] = None) -> List[Future]:
-    """Cancel the operations Concert runs in the background; return the futures asked to stop.
+def task_name(task: Any) -> str:
+    """The name of an asyncio task for messages.
 
-    These are the calls the pool runs or has queued (every ``async_`` call
-    not finished yet) and the futures any thread is waiting for. Each gets a
-    cancel request with reason ``abort_awaiting()``: queued ones never run;
-    running ones have their stop actions run in the calling thread (a
-    moving motor is stopped before this returns) and end cancelled. It does
-    not wait for them to end.
+    The name it was given (:func:`concert.coroutines.aio.start` names a task
+    that waits for a Concert future after it, ``LinearMotor#1.move(+5 mm)``),
+    else its coroutine's, ``ramp()``.
+    """
+    given = task.get_name()
+    if not given.startswith("Task-"):
+        return given
+    coroutine = task.get_coro()
+    name = getattr(coroutine, "__qualname__", None) or getattr(coroutine, "__name__", None)
+    if not isinstance(name, str):
+        return given
+    return name.rsplit("<locals>.", 1)[-1] + "()"
+
+
+def _task_is_skipped(task: Any, names: Tuple[str, ...]) -> bool:
+    if not names:
+        return False
+    shown = task_name(task)
+    return task.get_name() in names or shown in names or shown[:-2] in names
+
+
+def _cancel_tasks(names: Tuple[str, ...], reason: str) -> List[Any]:
+    """Cancel the asyncio tasks :func:`concert.coroutines.aio.start` made (not ``names``); return them.
+
+    A task is cancelled in its loop's thread: directly when that is this
+    thread's running loop, else through ``loop.call_soon_threadsafe`` (it
+    happens when the loop next runs). The task calling this is left alone.
+    """
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:  # no task can exist before asyncio is imported
+        return []
+    from concert.coroutines.aio import running_tasks
+
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    current = asyncio.current_task() if here is not None else None
+    cancelled = []
+    for task in running_tasks():
+        if task.done() or task is current or _task_is_skipped(task, names):
+            continue
+        loop = task.get_loop()
+        if loop is here:
+            task.cancel(reason)
+        else:
+            try:
+                loop.call_soon_threadsafe(task.cancel, reason)
+            except RuntimeError:  # its loop is closed: the task can never run again
+                continue
+        cancelled.append(task)
+    return cancelled
+
+
+def abort_awaiting(skip: Union[str, Iterable[str], None] = None) -> List[Any]:
+    """Cancel the operations and tasks Concert runs in the background; return those asked to stop.
+
+    The operations are the calls the pool runs or has queued (every
+    ``async_`` call not finished yet) and the futures any thread is waiting
+    for. Each gets a cancel request with reason ``abort_awaiting()``: queued
+    ones never run; running ones have their stop actions run in the calling
+    thread (a moving motor is stopped before this returns) and end
+    cancelled. The tasks are the asyncio tasks started with
+    :func:`concert.coroutines.aio.start` (or a ``@background`` function)
+    that have not ended: each is cancelled in its own loop's thread, when
+    that loop next runs (at once if it is the caller's). It does not wait
+    for any of them to end. The list returned holds the
+    futures first, then the tasks.
 
     ``skip`` is a name, or a list of names, of operations left running: an
     operation is skipped if a name is its full name
     (``'LinearMotor#1.move(+5 mm)'``), the call without arguments
-    (``'LinearMotor#1.move'``) or the function's name (``'move'``). The
-    operation calling this, and the polls of :func:`check_emergency_stop`,
-    are never cancelled. A stop action that fails is logged, and the others
-    are still asked. Callable from any thread.
+    (``'LinearMotor#1.move'``) or the function's name (``'move'``); a task
+    if a name is its coroutine's name (``'ramp'`` or ``'ramp()'``) or the
+    task's name. The operation or task calling this, and the polls of
+    :func:`check_emergency_stop`, are never cancelled. A stop action that
+    fails is logged, and the others are still asked. Callable from any
+    thread.
 
     :raises SessionError: if ``skip`` is neither a name nor a list of names.
     """
-    return _abort(_skip_names(skip), "abort_awaiting()")
+    names = _skip_names(skip)
+    futures: List[Any] = _abort(names, "abort_awaiting()")
+    return futures + _cancel_tasks(names, "abort_awaiting()")
 
 
-def _emergency(mapping: Mapping, reason: str, exit_session: bool) -> None:
-    """What a tripped check does: cancel everything, stop every device, report, maybe exit."""
-    operations = _abort((), reason)
-    devices = _devices(mapping)
-    stopped = []
-    for names, device in devices:
+class Stopped(NamedTuple):
+    """What :func:`stop_all` stopped, as names for messages (each list in the order stopped)."""
+
+    #: The Concert operations asked to stop (``LinearMotor#1.move(+5 mm)``).
+    operations: List[str]
+    #: The asyncio tasks cancelled (``ramp()``).
+    tasks: List[str]
+    #: The devices whose ``emergency_stop()`` ran, by their names in the session (``motor``).
+    devices: List[str]
+    #: The devices whose ``emergency_stop()`` raised (logged with the traceback).
+    failed: List[str]
+
+    def summary(self, reason: str) -> str:
+        """The line saying what ``reason`` stopped: ``concert: Ctrl-K stopped 1 device(s): motor; ...``."""
+        parts = []
+        if self.devices:
+            parts.append(f"stopped {len(self.devices)} device(s): {_listed(self.devices)}")
+        if self.operations:
+            parts.append(f"cancelled {len(self.operations)} operation(s): {_listed(self.operations)}")
+        if self.tasks:
+            parts.append(f"cancelled {len(self.tasks)} task(s): {_listed(self.tasks)}")
+        if self.failed:
+            parts.append(f"emergency_stop() FAILED for {_listed(self.failed)} (see the log)")
+        if not parts:
+            return f"concert: {reason}: nothing to stop (no device in the session, nothing running)"
+        return f"concert: {reason} " + "; ".join(parts)
+
+
+def _listed(names: List[str], most: int = 8) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def stop_all(namespace: Namespace = None, reason: str = "stop_all()", report: bool = True) -> Stopped:
+    """Stop everything the session does: what ``Ctrl-K``, ``Ctrl-\\`` and a tripped emergency check do.
+
+    In this order: every Concert operation the pool runs or has queued,
+    and every future a thread waits for, gets a cancel request with
+    ``reason`` (stop actions run in the calling thread; the operation's
+    :class:`~concurrent.futures.CancelledError` then says ``... was
+    stopped by <reason>``); every asyncio task started with
+    :func:`concert.coroutines.aio.start` is cancelled (in its loop's
+    thread, see :func:`abort_awaiting`); ``emergency_stop()`` is called on
+    every device of ``namespace`` (the session's by default, see the module
+    documentation), one after the other, in the calling thread; and the
+    operations started meanwhile are asked to stop too. The polls of
+    :func:`check_emergency_stop` and the operation calling this are left
+    running. A device whose ``emergency_stop()`` raises is logged with its
+    traceback and the others are still stopped; nothing here raises for a
+    device.
+
+    With ``report`` one line on standard error and a log warning say what
+    was stopped (:meth:`Stopped.summary`); without, the caller says it, and
+    the log has it at level ``INFO``. Returns once every
+    device's ``emergency_stop()`` has returned; it does not wait for the
+    operations to end. Callable from any thread, at any time.
+
+    :raises SessionError: for a ``namespace`` that is neither mapping nor module.
+    """
+    mapping = _resolve(namespace, "stop_all")
+    operations = _abort((), reason)  # first: their CancelledError names the reason, not the task's end
+    tasks = [task_name(task) for task in _cancel_tasks((), reason)]
+    stopped, failed = [], []
+    for names, device in _devices(mapping):
         try:
             device.emergency_stop()
             stopped.append(names)
         except Exception:  # the other devices must still be stopped
             LOG.exception("%s: emergency_stop() of %s failed", reason, names)
+            failed.append(names)
     again = _abort((), reason)  # anything started while the devices were being stopped
     operations += [future for future in again if all(future is not other for other in operations)]
-    report_stopped(reason, stopped, "device(s)")
-    LOG.warning(
-        "%s: stopped %d device(s) (%s) and cancelled %d operation(s) (%s)",
+    result = Stopped([future.name for future in operations], tasks, stopped, failed)
+    if report:
+        line = result.summary(reason)
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # no standard error any more: the log still has it
+            pass
+    LOG.log(
+        logging.WARNING if report else logging.INFO,
+        "%s: stopped %d device(s) (%s) and cancelled %d operation(s) (%s) and %d task(s) (%s)",
         reason,
         len(stopped),
         ", ".join(stopped) or "none",
-        len(operations),
-        ", ".join(future.name for future in operations) or "none",
+        len(result.operations),
+        ", ".join(result.operations) or "none",
+        len(tasks),
+        ", ".join(tasks) or "none",
     )
+    return result
+
+
+def _emergency(mapping: Mapping, reason: str, exit_session: bool) -> None:
+    """What a tripped check does: :func:`stop_all` on the check's namespace, then maybe exit."""
+    stop_all(mapping, reason)
     if exit_session:
         _exit_session(reason)
 
@@ -569,8 +753,9 @@ def check_emergency_stop(
     Every ``poll_interval`` (a time quantity or seconds, > 0) ``check()`` is
     called in a thread of its own (in either mode of
     :data:`concert.config.DISABLE_ASYNC`: it is a monitor, not an operation).
-    When it returns something true, the emergency stop happens once: every
-    background operation is cancelled (as :func:`abort_awaiting` does),
+    When it returns something true, the emergency stop happens once:
+    :func:`stop_all` with reason ``emergency stop (<check>() became
+    true)`` -- every background operation and task is cancelled,
     ``emergency_stop()`` is called on every device of the namespace (the
     session's by default, looked at when the stop happens), and one line
     on standard error and a log warning say what was stopped. Then nothing
