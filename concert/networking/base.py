@@ -6,11 +6,17 @@ speak a plain text protocol over TCP: a command ends with a return sequence
 a client for them. The module also offers what :mod:`concert.networking`
 has elsewhere, so that ``from concert.networking.base import CommData``
 works: :class:`~concert.networking.endpoints.CommData` and
-:class:`~concert.networking.endpoints.SocketType`.
+:class:`~concert.networking.endpoints.SocketType`, and -- loaded when first
+asked for, so that importing this module never imports pyzmq --
+:class:`~concert.networking.zmq.ZmqSender`,
+:class:`~concert.networking.zmq.ZmqReceiver` and
+:class:`~concert.networking.zmq.ZmqBroadcaster` (documented in
+:mod:`concert.networking.zmq`, not listed in ``__all__`` here).
 """
 
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 import time
@@ -24,6 +30,16 @@ from concert.timeouts import to_seconds
 __all__ = ["CommData", "SocketConnection", "SocketType"]
 
 Data = Union[str, bytes, bytearray]
+
+#: Names offered here that live in a module which needs pyzmq: loaded when first asked for.
+_LAZY = {name: "concert.networking.zmq" for name in ("ZmqBroadcaster", "ZmqReceiver", "ZmqSender")}
+
+
+def __getattr__(name: str) -> Any:
+    source = _LAZY.get(name)
+    if source is not None:
+        return getattr(importlib.import_module(source), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SocketConnection:
