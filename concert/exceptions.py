@@ -36,6 +36,7 @@ __all__ = [
     "SoftLimitError",
     "StateError",
     "StorageError",
+    "TangoError",
     "TransitionNotAllowed",
     "UnitError",
     "WaitError",
@@ -175,6 +176,22 @@ class StorageError(ConcertError):
 
 class NetworkingError(ConcertError):
     """A connection to a peer failed, was refused, closed or timed out."""
+
+
+class TangoError(ConcertError):
+    """A Tango device reported an error (a command that raised, a value it refused).
+
+    ``reason``, ``description`` and ``origin`` are those of the first error of
+    Tango's error stack (the one that started it); ``errors`` is the whole stack
+    as ``(reason, description, origin)`` tuples. The message names the device
+    and the operation and shows the reason and description. Failures to reach
+    a device are :class:`NetworkingError` and carry the same attributes.
+    """
+
+    reason: str = ""
+    description: str = ""
+    origin: str = ""
+    errors: tuple = ()
 
 
 class PoolExhaustedError(ConcertError, RuntimeError):

@@ -11,7 +11,9 @@ asked for, so that importing this module never imports pyzmq --
 :class:`~concert.networking.zmq.ZmqSender`,
 :class:`~concert.networking.zmq.ZmqReceiver` and
 :class:`~concert.networking.zmq.ZmqBroadcaster` (documented in
-:mod:`concert.networking.zmq`, not listed in ``__all__`` here).
+:mod:`concert.networking.zmq`, not listed in ``__all__`` here), and
+:func:`~concert.networking.tango.get_tango_device` (documented in
+:mod:`concert.networking.tango`; PyTango is imported only when it is called).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ __all__ = ["CommData", "SocketConnection", "SocketType"]
 
 Data = Union[str, bytes, bytearray]
 
-#: Names offered here that live in a module which needs pyzmq: loaded when first asked for.
+#: Names offered here that live in a module which needs pyzmq or PyTango: loaded when first asked for.
 _LAZY = {name: "concert.networking.zmq" for name in ("ZmqBroadcaster", "ZmqReceiver", "ZmqSender")}
+_LAZY["get_tango_device"] = "concert.networking.tango"  # importing it does not import PyTango either
 
 
 def __getattr__(name: str) -> Any:

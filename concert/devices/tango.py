@@ -1,0 +1,364 @@
+""":class:`TangoDevice`: a Concert device made from a Tango device (its attributes, commands and state).
+
+``TangoDevice('tango://host:port/a/b/c')`` asks the Tango device which
+attributes and commands it has and becomes a Concert
+:class:`~concert.devices.base.Device` with:
+
+* a **parameter per attribute**, named as the attribute: a
+  :class:`~concert.parameters.Quantity` in the attribute's unit when the
+  attribute is a number and pint understands its unit string (``mm``,
+  ``1/s``, ``degC``), else a plain :class:`~concert.parameters.Parameter`
+  (no unit, a unit pint does not know such as ``steps/s``, strings, booleans,
+  enums, arrays). Read-only attributes give read-only parameters, write-only
+  ones parameters without a getter; a writable attribute's set point (Tango's
+  ``w_value``) is the parameter's target (``device['position'].target``). The
+  attribute's ``min_value``/``max_value`` are the quantity's hardware limits, so
+  that a value outside them is refused (``HardLimitError``) before the server
+  is asked, and so is a value in a wrong unit (``UnitError``). The attribute
+  ``State`` is the device state; ``Status`` is a read-only parameter.
+* an **``async_`` method per command** (but ``State`` and ``Status``), named
+  as the command: ``device.Move(2.5)`` returns a
+  :class:`~concert.futures.Future` of the command's result. A command runs
+  as a device call (:mod:`concert.operations`): it waits for other owners'
+  ``with device:`` blocks and one submitted before ``device.abort()`` does
+  not run after it.
+* the **state** (``device.state``) read from the Tango state, in Concert's
+  words (:data:`STATES`): ``ON`` and ``STANDBY`` are ``'standby'``, ``MOVING``
+  is ``'moving'``, ``FAULT`` is ``'error'`` ...
+* ``abort()`` runs the command ``Abort`` if the device has one, else ``Stop``,
+  else nothing.
+
+Names that would hide what a Concert device has (an attribute or command
+called ``abort``, ``lock``, ``state`` ...) or that are taken twice are not
+mapped; they are listed in :attr:`TangoDevice.unmapped` and logged, and
+stay reachable through :attr:`TangoDevice.proxy`.
+
+Every Tango error becomes a Concert exception keeping Tango's reason and
+description (see :mod:`concert.networking.tango`): an unreachable, dead or
+hung server a :class:`~concert.exceptions.NetworkingError` within the
+device's timeout, an error the device reports a
+:class:`~concert.exceptions.TangoError`.
+
+PyTango is imported when the first :class:`TangoDevice` is made, not when
+this module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from concert.devices.base import Device
+from concert.exceptions import ConfigurationError, ReadAccessError, UnitError
+from concert.futures import async_
+from concert.naming import describe_value
+from concert.networking.tango import convert_error, get_tango_device, import_tango
+from concert.operations import device_call
+from concert.parameters import Parameter, Quantity
+from concert.quantities import q
+from concert.states import State
+
+__all__ = ["STATES", "TangoDevice"]
+
+LOG = logging.getLogger(__name__)
+
+#: The Concert state of each Tango state (``tango.DevState`` names).
+STATES: Dict[str, str] = {
+    "ON": "standby",
+    "STANDBY": "standby",
+    "OFF": "off",
+    "MOVING": "moving",
+    "RUNNING": "running",
+    "FAULT": "error",
+    "ALARM": "alarm",
+    "OPEN": "open",
+    "CLOSE": "closed",
+    "INSERT": "inserted",
+    "EXTRACT": "extracted",
+    "INIT": "init",
+    "DISABLE": "disabled",
+    "UNKNOWN": "unknown",
+}
+
+#: Tango attributes and commands that are not mapped to parameters or methods of their own name.
+_STATE_NAMES = ("State",)
+_NOT_COMMANDS = ("State", "Status")
+
+
+class TangoDevice(Device):
+    """A Concert device made from the Tango device ``uri_or_proxy`` (see the module documentation).
+
+    ``uri_or_proxy`` is a Tango device name (``'a/b/c'``,
+    ``'tango://host:port/a/b/c#dbase=no'``) or a ``tango.DeviceProxy``.
+    For a name, ``peer`` and ``timeout`` (default 10 s) are passed to
+    :func:`~concert.networking.tango.get_tango_device`; a proxy is used
+    with its own timeout. ``units`` maps attribute names to the unit to use
+    instead of the attribute's unit string (a pint unit or string), or to
+    ``None`` for a plain parameter: for unit strings pint reads differently
+    than meant (``C`` is coulomb to pint; ``a.u.`` a year times an atomic
+    mass unit).
+
+    Reads, writes and commands are blocking calls on the proxy in the
+    calling thread (or in the pool, for futures); every one is bounded by
+    the device's Tango timeout. The proxy is shared by all threads using the
+    device (Tango's client library allows this); the device holds no other
+    state that changes after construction.
+
+    :raises ConfigurationError: PyTango is missing, the name is not one
+        Tango understands, ``units`` names an attribute the device does not
+        have or a unit that is not one.
+    :raises NetworkingError: the device cannot be reached within the timeout.
+    """
+
+    state = State(help="the Tango state of the device, in Concert's words (see STATES)")
+
+    def __init__(
+        self,
+        uri_or_proxy: Any,
+        peer: Optional[str] = None,
+        timeout: Any = 10 * q.s,
+        units: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        tango = import_tango()
+        if isinstance(uri_or_proxy, tango.DeviceProxy):
+            if peer is not None:
+                raise ConfigurationError(
+                    f"TangoDevice({uri_or_proxy!r}, peer={peer!r}): a peer applies to a device name, "
+                    "not to a proxy"
+                )
+            proxy = uri_or_proxy
+        elif isinstance(uri_or_proxy, str):
+            proxy = get_tango_device(uri_or_proxy, peer=peer, timeout=timeout)
+        else:
+            raise ConfigurationError(
+                f"TangoDevice({describe_value(uri_or_proxy)}): "
+                "give a Tango device name or a tango.DeviceProxy"
+            )
+        self._tango = tango
+        self._proxy = proxy
+        self._tango_name = _proxy_name(proxy, uri_or_proxy)
+        self._commands: Dict[str, Any] = {}
+        #: Names of Tango attributes and commands not mapped (see the module documentation).
+        self.unmapped: List[str] = []
+        super().__init__()
+        try:
+            attributes = proxy.attribute_list_query_ex()
+            commands = proxy.command_list_query()
+        except tango.DevFailed as error:
+            raise convert_error(error, f"{self!r}: asking for its attributes and commands") from None
+        overrides = dict(units or {})
+        known = {info.name for info in attributes}
+        missing = sorted(set(overrides) - known)
+        if missing:
+            raise ConfigurationError(
+                f"{self!r}: units={overrides!r} names attributes the device does not have: "
+                f"{', '.join(missing)} (it has: {', '.join(sorted(known))})"
+            )
+        parameters: Dict[str, Parameter] = {}
+        for info in attributes:
+            if info.name in _STATE_NAMES:
+                continue
+            if not self._free(info.name, parameters):
+                continue
+            parameters[info.name] = self._parameter(info, overrides)
+        self.install_parameters(parameters)
+        for info in commands:
+            name = info.cmd_name
+            if name in _NOT_COMMANDS:
+                continue
+            self._commands[name] = info
+            if not self._free(name, parameters):
+                continue
+            self.__dict__[name] = self._command(name, info)
+        for name in self.unmapped:
+            LOG.warning("%r: the Tango name %r is not mapped (it is taken); use .proxy", self, name)
+
+    # -- description -------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()}({getattr(self, '_tango_name', '?')})"
+
+    @property
+    def proxy(self) -> Any:
+        """The ``tango.DeviceProxy`` this device talks through."""
+        return self._proxy
+
+    @property
+    def tango_name(self) -> str:
+        """The Tango device's name (``a/b/c``), as messages show it: ``TangoDevice#1(a/b/c)``."""
+        return self._tango_name
+
+    @property
+    def commands(self) -> List[str]:
+        """The names of the Tango commands mapped to methods or not (but ``State`` and ``Status``)."""
+        return sorted(self._commands)
+
+    def _free(self, name: str, taken: Mapping[str, Any]) -> bool:
+        if name.isidentifier() and not name.startswith("_") and name not in taken:
+            if name not in self.__dict__ and not hasattr(type(self), name) and name not in self:
+                return True
+        self.unmapped.append(name)
+        return False
+
+    # -- attributes ----------------------------------------------------------------------------
+
+    def _parameter(self, info: Any, overrides: Mapping[str, Any]) -> Parameter:
+        tango = self._tango
+        name = info.name
+        readable = info.writable != tango.AttrWriteType.WRITE
+        writable = info.writable in (tango.AttrWriteType.WRITE, tango.AttrWriteType.READ_WRITE)
+        help = None if info.description in ("", "No description") else info.description
+        scalar = info.data_format == tango.AttrDataFormat.SCALAR
+        numeric = (
+            scalar
+            and tango.utils.is_numerical_type(info.data_type)
+            and not (tango.utils.is_bool_type(info.data_type))
+        )
+        integer = numeric and tango.utils.is_int_type(info.data_type)
+        if name in overrides:
+            unit = overrides[name]
+            if unit is not None:
+                unit = _unit(unit)
+                if unit is None:
+                    raise ConfigurationError(f"{self!r}: units[{name!r}]={overrides[name]!r} is not a unit")
+                if not numeric:
+                    raise ConfigurationError(
+                        f"{self!r}: units[{name!r}]={overrides[name]!r}: the attribute is not one number "
+                        f"(Tango type {info.data_type}, format {info.data_format}); it cannot have a unit"
+                    )
+        else:
+            unit = _unit(info.unit) if numeric and info.unit.strip() else None
+        if unit is None or not numeric:
+            return Parameter(
+                fget=(lambda device: device._read(name).value) if readable else None,
+                fset=(lambda device, value: device._write_plain(name, value)) if writable else None,
+                fget_target=(lambda device: device._read(name).w_value) if readable and writable else None,
+                help=help,
+            )
+        lower, upper = _limit(info.min_value, unit), _limit(info.max_value, unit)
+        return Quantity(
+            unit,
+            fget=(lambda device: q.Quantity(device._read(name).value, unit)) if readable else None,
+            fset=(lambda device, value: device._write(name, value, integer)) if writable else None,
+            fget_target=(
+                (lambda device: q.Quantity(device._read(name).w_value, unit))
+                if readable and writable
+                else None
+            ),
+            external_lower_getter=None if lower is None else (lambda device: lower),
+            external_upper_getter=None if upper is None else (lambda device: upper),
+            help=help,
+        )
+
+    def _read(self, name: str) -> Any:
+        try:
+            reply = self._proxy.read_attribute(name)
+        except self._tango.DevFailed as error:
+            raise convert_error(error, f"{self!r}: reading {name}") from None
+        if reply.value is None:
+            raise ReadAccessError(
+                f"{self!r}['{name}'] has no value now: Tango reports its quality {reply.quality}"
+            )
+        return reply
+
+    def _write(self, name: str, value: Any, integer: bool) -> None:
+        magnitude = float(value.magnitude)  # the Quantity checked unit, limits and finiteness
+        if integer:
+            if not magnitude.is_integer():
+                raise ConfigurationError(
+                    f"{self!r}.{name} = {describe_value(value)}: the Tango attribute takes whole numbers"
+                )
+            magnitude = int(magnitude)
+        self._write_raw(name, magnitude, value)
+
+    def _write_plain(self, name: str, value: Any) -> None:
+        if isinstance(value, q.Quantity):
+            raise UnitError(
+                f"{self!r}.{name} = {describe_value(value)}: the attribute has no unit Concert knows; "
+                "give a plain value (or a unit with TangoDevice(..., units={...}))"
+            )
+        self._write_raw(name, value, value)
+
+    def _write_raw(self, name: str, raw: Any, value: Any) -> None:
+        try:
+            self._proxy.write_attribute(name, raw)
+        except self._tango.DevFailed as error:
+            raise convert_error(error, f"{self!r}.{name} = {describe_value(value)}") from None
+        except (TypeError, ValueError) as error:  # PyTango refuses a value of the wrong type
+            raise ConfigurationError(f"{self!r}.{name} = {describe_value(value)}: {error}") from None
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _command(self, name: str, info: Any) -> Callable:
+        takes_input = info.in_type != self._tango.CmdArgType.DevVoid
+        device = self
+
+        def run(*args: Any) -> Any:
+            def describe() -> str:
+                return f"{device!r}.{name}({', '.join(describe_value(arg) for arg in args)})"
+
+            if len(args) != (1 if takes_input else 0):
+                wanted = f"one argument ({info.in_type})" if takes_input else "no argument"
+                raise ConfigurationError(f"{describe()}: the Tango command takes {wanted}")
+            if any(isinstance(arg, q.Quantity) for arg in args):
+                raise UnitError(f"{describe()}: Tango commands take plain values, not quantities")
+            with device_call(device, describe):
+                return device._execute(name, args, describe)
+
+        run.__name__ = run.__qualname__ = name
+        run.__doc__ = (
+            f"Run the Tango command {name} ({info.in_type} -> {info.out_type}); "
+            "return a Future of its result."
+        )
+        return async_(run)
+
+    def _execute(self, name: str, args: tuple, describe: Callable[[], str]) -> Any:
+        try:
+            return self._proxy.command_inout(name, *args)
+        except self._tango.DevFailed as error:
+            raise convert_error(error, describe()) from None
+        except (TypeError, ValueError) as error:
+            raise ConfigurationError(f"{describe()}: {error}") from None
+
+    # -- state and stopping -------------------------------------------------------------------
+
+    def _get_state(self) -> str:
+        try:
+            state = self._proxy.state()
+        except self._tango.DevFailed as error:
+            raise convert_error(error, f"{self!r}: reading the state") from None
+        return STATES.get(state.name, state.name.lower())
+
+    def _abort(self) -> None:
+        for name in ("Abort", "Stop"):
+            if name in self._commands:
+                self._execute(name, (), lambda name=name: f"{self!r}.abort() (Tango command {name})")
+                return
+
+
+def _proxy_name(proxy: Any, given: Any) -> str:
+    try:
+        return str(proxy.dev_name())  # a/b/c, without host and options: short enough for messages
+    except Exception:  # whatever the proxy raises, a name is only for messages
+        return given if isinstance(given, str) else "?"
+
+
+def _unit(text: Any) -> Any:
+    """The pint unit ``text`` names, or ``None`` if pint does not understand it."""
+    if isinstance(text, q.Unit):
+        return text
+    if isinstance(text, q.Quantity):
+        return text.units
+    try:
+        return q.Unit(str(text).strip())
+    except Exception:  # pint raises several kinds of errors for what it cannot parse
+        return None
+
+
+def _limit(text: str, unit: Any) -> Any:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):  # 'Not specified'
+        return None
+    return q.Quantity(value, unit) if math.isfinite(value) else None

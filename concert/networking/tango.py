@@ -1,0 +1,176 @@
+"""The Tango client: :func:`get_tango_device`, and Tango errors turned into Concert exceptions.
+
+Tango is the distributed control system beamlines run on; PyTango is its
+Python binding. This module imports PyTango only when a device is first
+asked for, so that Concert works without it; without it,
+:func:`get_tango_device` raises :class:`~concert.exceptions.ConfigurationError`
+saying how to install it (``pip install 'concert[tango]'``).
+
+Every Tango failure (a ``tango.DevFailed``) that goes through this module
+becomes a Concert exception by :func:`convert_error`:
+
+* the device cannot be reached -- no server at that address, the server
+  died, the call timed out, the device is not exported --:
+  :class:`~concert.exceptions.NetworkingError`;
+* the device answered with an error -- a command that raised, a value the
+  device refuses --: :class:`~concert.exceptions.TangoError` (see there);
+* a device name Tango cannot parse: :class:`~concert.exceptions.ConfigurationError`.
+
+Each such exception keeps what Tango said as attributes: ``reason`` and
+``description`` (and ``origin``) of the error that started it all (the first
+of Tango's error stack), and ``errors``, the whole stack as
+``(reason, description, origin)`` tuples; the message names what was being
+done and shows the reason and description.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import threading
+from types import ModuleType
+from typing import Any, Optional, Tuple
+
+from concert.exceptions import ConfigurationError, NetworkingError, TangoError
+from concert.quantities import q
+from concert.timeouts import to_seconds
+
+__all__ = ["convert_error", "get_tango_device", "import_tango"]
+
+
+#: Reasons (anywhere in Tango's error stack) that mean the device could not be reached or did not answer.
+_UNREACHABLE = frozenset(
+    {
+        "API_CantConnectToDevice",
+        "API_CantConnectToDatabase",
+        "API_CommunicationFailed",
+        "API_CorbaException",
+        "API_CorbaSysException",
+        "API_DeviceNotExported",
+        "API_DeviceNotDefined",
+        "API_DeviceTimedOut",
+        "API_ServerNotRunning",
+        "API_ConnectionFailed",
+    }
+)
+
+_tango: Optional[ModuleType] = None
+_tango_lock = threading.Lock()  # guards the one import of pytango into _tango
+
+
+def import_tango() -> ModuleType:
+    """Import PyTango and return the ``tango`` module (once; later calls return it at once).
+
+    :raises ConfigurationError: if PyTango is not installed, saying to
+        ``pip install 'concert[tango]'``.
+    """
+    global _tango
+    if _tango is None:
+        with _tango_lock:
+            if _tango is None:
+                try:
+                    _tango = importlib.import_module("tango")
+                except ImportError as error:
+                    raise ConfigurationError(
+                        "Tango devices need PyTango, which is not installed "
+                        f"({error}); install it with: pip install 'concert[tango]'"
+                    ) from None
+    return _tango
+
+
+def get_tango_device(uri: str, peer: Optional[str] = None, timeout: Any = 10 * q.s) -> Any:
+    """Return a ``tango.DeviceProxy`` for the Tango device ``uri``, its timeout set to ``timeout``.
+
+    ``uri`` is what Tango accepts: a device name ``domain/family/member``
+    (looked up in the database of ``TANGO_HOST``), or a full name
+    ``tango://host:port/domain/family/member`` (``#dbase=no`` for a server
+    running without a database). ``peer`` (``'host:port'``) names the Tango
+    database to ask instead of ``TANGO_HOST``: the device is then
+    ``tango://peer/uri``. ``timeout`` (a time quantity or seconds, default
+    10 s) is how long every call on the device may take; it is applied with
+    ``set_timeout_millis`` (in whole milliseconds, at least 1).
+
+    Making the proxy does not contact the device (Tango connects on first
+    use), so a device that cannot be reached is reported by the first call
+    on it, as :class:`~concert.exceptions.NetworkingError`.
+
+    :raises ConfigurationError: PyTango is missing, ``uri`` or ``peer`` is
+        not a device name Tango understands, ``peer`` is given with a ``uri``
+        that names its host already, or ``timeout`` is not longer than zero.
+    :raises UnitError: ``timeout`` is not a duration.
+    :raises NetworkingError: the database of ``peer`` or ``TANGO_HOST`` cannot be reached.
+    """
+    seconds = to_seconds(timeout, "timeout")
+    if not 0 < seconds < math.inf:
+        raise ConfigurationError(
+            f"get_tango_device({uri!r}): timeout={timeout!r} must be a duration longer than zero and finite"
+        )
+    if not isinstance(uri, str) or not uri.strip():
+        raise ConfigurationError(f"get_tango_device({uri!r}): the device name must be a non-empty string")
+    full = uri
+    if peer is not None:
+        if not isinstance(peer, str) or not peer.strip() or "/" in peer:
+            raise ConfigurationError(
+                f"get_tango_device({uri!r}, peer={peer!r}): peer must be 'host:port' of a Tango database"
+            )
+        if "://" in uri:
+            raise ConfigurationError(
+                f"get_tango_device({uri!r}, peer={peer!r}): the device name names its host already; "
+                "give either a full tango:// name or a peer"
+            )
+        full = f"tango://{peer}/{uri}"
+    tango = import_tango()
+    try:
+        proxy = tango.DeviceProxy(full)
+    except tango.DevFailed as error:
+        raise convert_error(error, f"get_tango_device({full!r})") from None
+    proxy.set_timeout_millis(max(1, round(seconds * 1000)))
+    return proxy
+
+
+def tango_errors(error: BaseException) -> Tuple[Tuple[str, str, str], ...]:
+    """Tango's error stack of a ``DevFailed`` as ``(reason, description, origin)`` tuples, first first."""
+    stack = []
+    for item in getattr(error, "args", ()):
+        reason = getattr(item, "reason", None)
+        if reason is None:
+            continue
+        stack.append((str(reason), str(getattr(item, "desc", "")), str(getattr(item, "origin", ""))))
+    return tuple(stack)
+
+
+def convert_error(error: BaseException, doing: str) -> Exception:
+    """The Concert exception for the Tango ``error`` raised while ``doing`` (see the module documentation).
+
+    ``doing`` names the device and the operation in user terms
+    (``"TangoDevice#1 (a/b/c).Fail()"``); the message is
+    ``"<doing>: <reason>: <description>"`` of the first error of Tango's
+    stack, followed by the reasons of the others and the description of
+    the last (the client's own, e.g. the timeout it waited). Returns the exception;
+    the caller raises it (``raise convert_error(error, ...) from None``).
+    """
+    tango = import_tango()
+    stack = tango_errors(error) or (("", str(error), ""),)
+    reason, description, origin = stack[0]
+    reasons = {item[0] for item in stack}
+    if isinstance(error, tango.WrongNameSyntax):
+        cls: type = ConfigurationError
+    elif isinstance(error, (tango.ConnectionFailed, tango.CommunicationFailed)) or reasons & _UNREACHABLE:
+        cls = NetworkingError
+    else:
+        cls = TangoError
+    message = f"{doing}: {_said(reason, description)}"
+    if len(stack) > 1:  # the reasons in between, and what the last layer (the client's) said
+        then = [item[0] for item in stack[1:-1]] + [_said(*stack[-1][:2])]
+        message += " (then: " + "; ".join(then) + ")"
+    converted = cls(message)
+    converted.reason = reason
+    converted.description = description
+    converted.origin = origin
+    converted.errors = stack
+    return converted
+
+
+def _said(reason: str, description: str) -> str:
+    text = " ".join(description.split())  # one line: Tango's descriptions may span several
+    return f"{reason}: {text}" if reason else text
