@@ -14,9 +14,12 @@ producers:
 * frames generated beforehand, handed out as fast as ``broadcast`` takes them
   (what is left is the pipeline's own cost per frame and consumer).
 
-A rate is the frames produced per second of production: from the first
-frame asked for until the producer is exhausted (the consumers' end -- the
-viewer draws its last frame -- is not part of the acquisition). The three
+Each producer runs a short acquisition (100 frames) and a long one. An
+acquisition is timed end to end, as a scientist times it: the whole
+``resolve(broadcast(...))``, from the first frame asked for until every
+consumer has returned (the viewer returns once the stream has ended and its
+last frame is in the slot; drawing goes on in the background). The rate of
+production alone (until the producer is exhausted) is given too. The three
 sides run in turn, round after round, the order rotating; one viewer, its
 drawing process started beforehand, serves every round. The table gives the
 medians over the rounds, the ratio of the medians of "viewer" to "null
@@ -47,6 +50,7 @@ from concert.pipelines import broadcast, null
 from concert.quantities import q
 
 SIZE = 2048
+SHORT = 100  # frames of a short acquisition
 
 
 def timed(frames: Iterator[np.ndarray], count: int, times: List[float]) -> Iterator[np.ndarray]:
@@ -92,7 +96,8 @@ def cpu_seconds(pid: int) -> Optional[float]:
 def bench(run, count: int, rounds: int, viewer: PyplotImageViewer) -> dict:
     """Rounds of the three sides in turn (the order rotating); return the rates, ratios and frames drawn."""
     sides = {"null": [null], "null + null": [null, counted], "null + viewer": [null, viewer]}
-    times: Dict[str, List[float]] = {name: [] for name in sides}
+    times: Dict[str, List[float]] = {name: [] for name in sides}  # production
+    whole: Dict[str, List[float]] = {name: [] for name in sides}  # end to end
     drawn_before, received_before = viewer.drawn, viewer.received
     names = list(sides)
     drawing = 0.0  # CPU seconds of the drawing process during the viewer's rounds
@@ -101,16 +106,20 @@ def bench(run, count: int, rounds: int, viewer: PyplotImageViewer) -> dict:
         for name in names[index % 3 :] + names[: index % 3]:
             before, began = cpu_seconds(viewer.pid), time.perf_counter()
             run(count, times[name], sides[name])
+            whole[name].append(time.perf_counter() - began)
             after = cpu_seconds(viewer.pid)
             if name == "null + viewer":
                 lasted += time.perf_counter() - began
                 if before is not None and after is not None:
                     drawing += after - before
-    rates = {name: [count / seconds for seconds in values] for name, values in times.items()}
+    viewer.flush(60)  # the drawing of the last round is not counted in the next one
+    rates = {name: [count / seconds for seconds in values] for name, values in whole.items()}
     ratios = [w / o for w, o in zip(rates["null + viewer"], rates["null"])]
+    produced = {name: statistics.median(count / time for time in values) for name, values in times.items()}
     return {
         "rates": {name: statistics.median(values) for name, values in rates.items()},
         "ratios": (min(ratios), max(ratios)),
+        "production": produced["null + viewer"] / produced["null"],
         "drawn": viewer.drawn - drawn_before,
         "received": viewer.received - received_before,
         "lasted": lasted,
@@ -138,10 +147,11 @@ def main() -> None:
         table = PrettyTable(
             [
                 "producer (2048×2048 uint16)",
-                "null [frames/s]",
+                "null [frames/s, end to end]",
                 "null + null",
                 "null + viewer",
                 "viewer / null",
+                "production: viewer / null",
                 "target",
                 "frames drawn",
                 "drawing CPU",
@@ -149,7 +159,9 @@ def main() -> None:
         )
         table.align["producer (2048×2048 uint16)"] = "l"
         for name, run, count in (
+            ("dummy Camera, camera.stream()", camera_producer(camera), SHORT),
             ("dummy Camera, camera.stream()", camera_producer(camera), camera_frames),
+            ("frames generated beforehand", memory_producer(generated), SHORT),
             ("frames generated beforehand", memory_producer(generated), memory_frames),
         ):
             result = bench(run, count, args.rounds, viewer)
@@ -163,6 +175,7 @@ def main() -> None:
                     f"{rates['null + null']:.0f}",
                     f"{rates['null + viewer']:.0f}",
                     f"{rates['null + viewer'] / rates['null']:.3f} ({low:.3f} … {high:.3f})",
+                    f"{result['production']:.3f}",
                     "≥ 0.95",
                     f"{result['drawn']} of {result['received']} ({per_second:.1f}/s)",
                     "n/a" if result["drawing"] is None else f"{result['drawing']:.0%} of a CPU",
@@ -170,8 +183,9 @@ def main() -> None:
             )
         print(table)
         print(
-            "medians over the rounds (per-round ratios in brackets); frames drawn and drawing CPU (the "
-            "drawing process's CPU time): per second of the viewer's rounds, their end of stream included\n"
+            "rates end to end (the whole resolve(broadcast(...))), medians over the rounds (per-round "
+            "ratios in brackets); production: the ratio of the medians of production alone; frames drawn "
+            "and drawing CPU (the drawing process's CPU time): per second of the viewer's rounds\n"
             f"viewer: matplotlib backend "
             f"{viewer.backend}, at most {viewer.rate:g} draws/s, 2048² frames drawn at "
             f"1:{viewer.factor((SIZE, SIZE))}; {os.cpu_count()} CPUs"

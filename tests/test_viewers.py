@@ -13,13 +13,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from concert.exceptions import ConfigurationError, DataError, StateError, UnitError
+from concert.exceptions import ConfigurationError, DataError, StateError, StorageError, UnitError
 from concert.ext._viewer_process import DPI, FIGURE_SIZE
 from concert.ext.viewers import PyplotImageViewer, PyplotViewer
 from concert.futures import resolve
@@ -235,6 +236,7 @@ def test_a_slow_drawer_drops_frames_and_never_holds_the_producer_up(viewers, tmp
     # All 100 frames were produced while the drawer was still on the first one of them: the
     # producer never waited for it (waiting, it would have seen 100 frames handed and drawn).
     assert seen["drawn"] == 0 and seen["handed"] <= 2
+    viewer.flush(TIMEOUT)  # consuming does not wait for the drawing: flush does
     assert viewer.received == 101 and viewer.drawn + viewer.dropped == 101
     assert viewer.dropped >= 97 and viewer.drawn <= 4
 
@@ -385,7 +387,9 @@ def test_a_viewer_consumes_camera_frames_in_a_broadcast_and_as_a_push_consumer(v
         futures = broadcast(itertools.islice(stream, 20), viewer, Result())
         count, last = resolve(futures, TIMEOUT)
         assert count == 20 and last.metadata["frame"] == 19
-        assert viewer.received == 20 and viewer.drawn + viewer.dropped == 20  # the stream's end waited
+        assert viewer.received == 20  # consuming returned at the stream's end, not waiting for drawing
+        viewer.flush(TIMEOUT)
+        assert viewer.drawn + viewer.dropped == 20
         push = viewer()
         for frame in itertools.islice(stream, 5):
             push.send(frame)
@@ -412,6 +416,7 @@ def test_the_curve_viewer_appends_points_and_keeps_the_newest(viewers, tmp_path)
     viewer.show((200, 5.0))  # and a point extends it
     viewer.show((np.arange(3), np.ones(3)))  # a pair of arrays: a curve
     viewer((x, -x) for x in range(3))  # points from a stream
+    viewer.flush(TIMEOUT)
     assert viewer.received == 26 and viewer.drawn + viewer.dropped == 26
     png = imread(viewer.filename)
     assert png.shape == PNG_SHAPE
@@ -433,7 +438,6 @@ def test_the_curve_viewer_keeps_one_unit_per_axis_and_refuses_what_it_cannot_dra
         (np.zeros((3, 3)), "has shape (3, 3)"),
         (([1, 2], [1, 2, 3]), "has 2 x values and 3 y values"),
         ([], "is an empty curve"),
-        (True, "has shape ()"),
     ):
         with pytest.raises(DataError, match=re.escape(shown)):
             viewer.show(item)
@@ -532,6 +536,167 @@ def test_the_drawing_process_ends_when_its_viewer_s_process_is_killed(tmp_path):
     result = run_python(code, timeout=TIMEOUT)
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert _wait_for_end(int(result.stdout), TIMEOUT), "the drawing process was left behind"
+
+
+# -- regressions of the attack on the viewers ----------------------------------------------------
+
+
+def _keep_showing(viewer, frame, limit=200000):
+    """Show ``frame`` in another thread until the viewer refuses it (bounded); return the thread, a box."""
+    box = {"shown": 0, "error": None}
+
+    def run():
+        for _ in range(limit):
+            try:
+                viewer.show(frame)
+            except Exception as error:  # the StateError of a closed viewer is what ends it
+                box["error"] = error
+                return
+            box["shown"] += 1
+            time.sleep(0.001)  # a camera at about 1 kHz: the producer's pace, not a synchronisation
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_flush_and_close_wait_only_for_what_was_pending_while_another_thread_shows(viewers, tmp_path, log_of):
+    log = log_of("concert.ext.viewers")
+    viewer = viewers(directory=tmp_path, rate=2, timeout=TIMEOUT)
+    viewer.show(np.eye(64))
+    viewer.flush(TIMEOUT)
+    thread, box = _keep_showing(viewer, np.eye(64))
+    viewer.flush(5)  # frames shown meanwhile are not waited for: no WaitError
+    drawn_after_flush = viewer.drawn
+    viewer.close(timeout=5)  # refuses new frames at once, waits for the one pending only
+    thread.join(TIMEOUT)
+    assert not thread.is_alive() and isinstance(box["error"], StateError)
+    assert "is closed" in str(box["error"])
+    assert not [record for record in log.records if "not drawn within" in record.getMessage()]
+    assert viewer.received == viewer.drawn + viewer.dropped
+    # The rate held while the others were shown: the flush and the close drew one frame each.
+    assert viewer.drawn <= drawn_after_flush + 1 <= 4 and box["shown"] > viewer.drawn
+
+
+def test_viewers_left_open_with_stopped_drawers_are_closed_together_at_exit(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import os, signal, sys, time
+        import numpy as np
+        import concert.ext.viewers as viewers
+        viewers.EXIT_TIMEOUT = 1.0
+        made = [viewers.PyplotImageViewer(directory={str(tmp_path)!r}, rate=None) for _ in range(3)]
+        for viewer in made:
+            viewer.show(np.eye(8))
+        for viewer in made:
+            viewer.flush({TIMEOUT})
+            os.kill(viewer.pid, signal.SIGSTOP)
+            viewer.show(np.eye(8) * 2)
+            viewer.show(np.eye(8) * 3)
+        print(" ".join(str(viewer.pid) for viewer in made), time.monotonic(), flush=True)
+        """
+    )
+    result = run_python(code, timeout=TIMEOUT)
+    ended = time.monotonic()
+    assert result.returncode == 0, result.stderr
+    *pids, began = result.stdout.split()
+    # One deadline for all three: about EXIT_TIMEOUT (1 s) and a kill margin, not 3 x (1 + 2 + 2) s.
+    assert ended - float(began) < 6
+    assert result.stderr.count("did not end: killed") == 3
+    for pid in pids:
+        assert not _running(int(pid))
+
+
+def test_consuming_a_stream_returns_at_its_end_without_waiting_for_the_drawing_process(viewers, tmp_path):
+    viewer = viewers(directory=tmp_path)
+    frames = [np.full((16, 16), value, dtype=np.uint16) for value in range(100)]
+    assert resolve(broadcast(iter(frames), viewer, null), TIMEOUT) == [100, 100]
+    # Returned before the drawing process was even up: nothing handed over, the last frame in the slot.
+    assert viewer.received == 100 and viewer.handed == 0 and viewer.drawn == 0
+    viewer.flush(TIMEOUT)  # waits for the drawing: the counts are final
+    assert viewer.drawn == 1 and viewer.dropped == 99
+
+
+def test_numbers_beyond_float_are_refused_before_anything_is_counted(viewers, tmp_path):
+    viewer = viewers(PyplotViewer, directory=tmp_path, rate=None)
+    viewer.show(1.0)
+    for item in (10**400, (10**400, 1), (1, -(10**400))):
+        with pytest.raises(DataError, match=re.escape(f"{viewer!r}: item 1, ") + ".*too large"):
+            viewer.show(item)
+    viewer.show(True)  # a boolean is a number, as in arrays: (1, 1.0)
+    viewer.show(np.bool_(False))
+    viewer.close(timeout=TIMEOUT)
+    assert viewer.received == 3 and viewer.received == viewer.drawn + viewer.dropped
+
+
+SLOW_BACKEND = '''
+"""A matplotlib backend that takes a minute to import: a drawing process still starting."""
+import time
+
+time.sleep(60)
+from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas  # noqa: E402,F401
+'''
+
+
+def test_closing_right_after_start_ends_a_process_still_importing_pyplot(tmp_path, monkeypatch, log_of):
+    log = log_of("concert.ext.viewers")
+    (tmp_path / "slow_backend.py").write_text(SLOW_BACKEND)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "module://slow_backend")
+    viewer = PyplotImageViewer(directory=tmp_path).start()
+    viewer.show(np.eye(8))  # pending: never handed over, the process never gets ready
+    viewer.close(timeout=0.5)
+    assert not [record for record in log.records if "killed" in record.getMessage()]
+    assert viewer.received == 1 and viewer.dropped == 1 and not _running(viewer.pid)
+
+
+def test_a_stopped_drawing_process_ends_when_its_viewer_s_process_is_killed(tmp_path):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux only")
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        import numpy as np
+        from concert.ext.viewers import PyplotImageViewer
+        viewer = PyplotImageViewer(directory={str(tmp_path)!r})
+        viewer.show(np.eye(8))
+        viewer.flush({TIMEOUT})
+        print(viewer.pid, flush=True)
+        os.kill(viewer.pid, signal.SIGSTOP)  # it cannot see its standard input end
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    result = run_python(code, timeout=TIMEOUT)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert _wait_for_end(int(result.stdout), TIMEOUT), "the stopped drawing process was left behind"
+
+
+def test_frames_with_values_near_the_ends_of_float64_are_drawn(viewers, tmp_path):
+    viewer = viewers(directory=tmp_path, rate=None)
+    for frame in (
+        np.array([[-1.7e308, 1.7e308], [0.0, 1.0]]),
+        np.full((4, 4), 1.7e308),
+        np.array([[-np.inf, np.finfo(np.float64).max], [np.nan, 0.0]]),
+    ):
+        viewer.show(frame)
+        viewer.flush(TIMEOUT)  # raises what the drawing process could not draw
+    assert viewer.drawn == 3 and imread(viewer.filename).shape == PNG_SHAPE
+
+
+def test_an_unwritable_png_is_raised_once_and_the_viewer_goes_on_without_it(viewers, tmp_path, log_of):
+    log = log_of("concert.ext.viewers")
+    png = tmp_path / "view.png"
+    viewer = viewers(filename=png, rate=None)
+    (png / "in-the-way").mkdir(parents=True)  # a directory where the file goes: not replaceable
+    viewer.show(np.eye(8))
+    with pytest.raises(StorageError, match=re.escape(f"{viewer!r}: cannot write {str(png)!r}")):
+        viewer.flush(TIMEOUT)
+    for value in range(3):
+        viewer.show(np.eye(8) * value)
+        viewer.flush(TIMEOUT)  # said once: no StorageError any more
+    assert viewer.drawn == 3 and viewer.dropped == 1
+    said = [record for record in log.records if "cannot write" in record.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "ERROR"
 
 
 # -- concert demo --view -----------------------------------------------------------------------

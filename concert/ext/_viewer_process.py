@@ -43,6 +43,7 @@ from typing import Any, BinaryIO, Dict, Optional, Tuple
 import numpy as np
 
 _SIZES = struct.Struct("<IQ")  # header length, payload length
+_BOUND = 1e300  # the largest colour limit (in magnitude) drawn
 
 # The figure of either kind, in inches at 100 dots per inch: what the PNG measures in pixels / 100.
 FIGURE_SIZE = (6.4, 4.8)
@@ -159,6 +160,7 @@ class _Canvas:
         self.name = name
         self.figure: Any = None
         self.filename: Optional[str] = None
+        self.unwritable: Optional[str] = None  # a PNG file that could not be written: not tried again
         self.blitting = False  # whether the canvas can restore a copy of itself
         self.background: Any = None  # the figure without its animated artists, after the last full draw
         self.animated: list = []  # the artists drawn over the background for each frame
@@ -207,7 +209,7 @@ class _Canvas:
                 canvas.blit(self.figure.bbox)
         if self.interactive:
             canvas.flush_events()
-        if self.filename is not None:
+        if self.filename is not None and self.filename != self.unwritable:
             self._write()
 
     def _write(self) -> None:
@@ -306,6 +308,12 @@ class _ImageDrawer:
             self.stream_limits = (low, high)
         if high <= low:  # a flat frame: a range around its value
             low, high = low - 0.5, high + 0.5
+        # Values near the ends of float64 (+-1.8e308): limits within +-1e300, a range matplotlib
+        # can compute with (its colour bar and ticks overflow beyond). Such pixels get the end colours.
+        bound = _BOUND
+        low, high = min(max(low, -bound), bound), min(max(high, -bound), bound)
+        if not high > low:  # a flat frame at one of the ends
+            low, high = (bound / 2, bound) if high > 0 else (-bound, -bound / 2)
         return low, high
 
     def _coloured(self, frame: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -323,8 +331,11 @@ class _ImageDrawer:
                 self.direct = (key, self.colours[self._index(values, low, high)])
             coloured = self.direct[1][frame]
         else:
-            with np.errstate(invalid="ignore"):  # NaN pixels: coloured below
-                coloured = self.colours[self._index(frame.astype(np.float32), low, high)]
+            # float32 suffices and is quicker, unless the limits are beyond its range (+-3.4e38)
+            big = max(abs(low), abs(high)) > 1e37
+            with np.errstate(invalid="ignore", over="ignore"):  # NaN pixels: coloured below
+                values = frame.astype(np.float64 if big else np.float32)
+                coloured = self.colours[self._index(values, low, high)]
             if frame.dtype.kind == "f":
                 bad = ~np.isfinite(frame)
                 if bad.any():
@@ -443,20 +454,52 @@ class _CurveDrawer:
 # -- the process ---------------------------------------------------------------------------------
 
 
-def _reader(stream: BinaryIO, incoming: queue.Queue) -> None:
-    """Move the viewer's messages into ``incoming``; ``None`` at the end (the viewer's process has gone)."""
+def _reader(stream: BinaryIO, incoming: queue.Queue, starting: threading.Event) -> None:
+    """Move the viewer's messages into ``incoming``; ``None`` at the end (the viewer's process has gone).
+
+    While ``starting`` is set (pyplot is being imported: no frame can have
+    come, the viewer waits for "ready" to send one), "close" or the end of
+    the stream ends the process at once.
+    """
     try:
         while True:
             message = receive(stream)
+            if (message is None or message[0]["kind"] == "close") and starting.is_set():
+                os._exit(0)
             incoming.put(message)
             if message is None or message[0]["kind"] == "close":
                 return
     except BaseException:  # a cut message: the viewer has gone, stop as at its end
+        if starting.is_set():
+            os._exit(0)
         incoming.put(None)
+
+
+def _die_with_parent() -> None:
+    """On Linux, be killed (SIGKILL) when the viewer's thread that started us ends; best effort.
+
+    The end of standard input covers a parent that ends while we run; this
+    covers a drawing process that is stopped (SIGSTOP) or hung when its parent
+    is killed. Elsewhere, or if ``prctl`` is not to be had, nothing happens.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get("CONCERT_VIEWER_PARENT")
+    if parent and parent.isdigit() and os.getppid() != int(parent):  # it ended before prctl
+        os._exit(0)
 
 
 def main() -> int:
     """Run the drawing process: draw what the viewer sends until it says ``close`` or goes away."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the viewer's process, not for us
     if hasattr(os, "nice"):
         # A live view comes second: when the CPUs are busy (acquiring), it draws less, not the
@@ -469,8 +512,14 @@ def main() -> int:
     os.dup2(2, 1)  # what anything prints goes to standard error, not into our messages
     os.close(nothing)
 
-    first = receive(inbound)
-    if first is None:
+    incoming: queue.Queue = queue.Queue()
+    starting = threading.Event()
+    starting.set()
+    threading.Thread(
+        target=_reader, args=(inbound, incoming, starting), name="viewer-reader", daemon=True
+    ).start()
+    first = incoming.get()
+    if first is None or first[0]["kind"] != "start":
         return 0
     start = first[0]
     plt, backend, interactive = _pyplot()
@@ -478,10 +527,11 @@ def main() -> int:
     drawer = _ImageDrawer(canvas) if start["viewer"] == "image" else _CurveDrawer(canvas)
     refused = drawer.configure(start["options"])
     delay = float(start.get("draw_delay", 0.0))  # a testing aid: a drawer this much slower
+    starting.clear()  # from now on, "close" is taken in turn, after the frames before it
+    if not incoming.empty() and incoming.queue[0] is None:
+        return 0
     send(outbound, {"kind": "ready", "backend": backend, "interactive": interactive, "refused": refused})
 
-    incoming: queue.Queue = queue.Queue()
-    threading.Thread(target=_reader, args=(inbound, incoming), name="viewer-reader", daemon=True).start()
     while True:
         try:
             message = incoming.get(timeout=0.03) if interactive else incoming.get()
@@ -504,6 +554,7 @@ def main() -> int:
                     time.sleep(delay)
             except OSError as error:
                 text = f"cannot write {canvas.filename!r}: {error.strerror or error}"
+                canvas.unwritable = canvas.filename  # said once; the drawing goes on without the file
                 answer = {"kind": "error", "count": header["count"], "category": "storage", "text": text}
             except Exception as error:  # reported to the viewer, which raises it
                 text = f"{type(error).__name__}: {error}"

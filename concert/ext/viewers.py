@@ -25,8 +25,12 @@ previous one (and at most ``rate`` times a second), downsamples it and
 writes it to the process through a pipe. A slow drawer therefore drops
 frames instead of slowing the acquisition. The counters :attr:`received`,
 :attr:`handed`, :attr:`drawn` and :attr:`dropped` say what became of each;
-after :meth:`flush` (which consuming a stream ends with) or :meth:`close`,
-``received == drawn + dropped``.
+after :meth:`flush` or :meth:`close`, ``received == drawn + dropped`` for
+the items received before the call. Consuming a stream never waits for
+drawing (nor for the drawing process to start): it returns once the stream
+has ended and its last item is in the slot. :meth:`close` refuses new items
+at once (``show`` raises :class:`~concert.exceptions.StateError`), then
+waits for what was pending only.
 
 **The drawing process** is a fresh interpreter (``python -m
 concert.ext._viewer_process``), started with the first frame (or
@@ -37,9 +41,12 @@ file, one per viewer, replaced at every frame under another name first so
 that a reader never sees half a file. ``filename=`` or ``directory=``
 choose the file (and make the viewer write it with a window too); by
 default it goes into a fresh directory, one per Python process, named in a
-log line. The process ends with :meth:`close`, at interpreter exit (a viewer
-not closed is closed then, at most :data:`EXIT_TIMEOUT` seconds), and when
-the viewer's process ends in any other way (its pipe closes). A drawing
+log line. The process ends with :meth:`close`, at interpreter exit (the
+viewers not closed are closed then, all together: about
+:data:`EXIT_TIMEOUT` + 1 s in all, whatever their number), and when the
+viewer's process ends in any other way (its pipe closes; on Linux also,
+through ``PR_SET_PDEATHSIG``, when it is killed while the drawing process is
+stopped or hung). A drawing
 process that dies makes the next call raise
 :class:`~concert.exceptions.StateError`.
 
@@ -88,10 +95,12 @@ __all__ = ["EXIT_TIMEOUT", "PyplotImageViewer", "PyplotViewer"]
 
 LOG = logging.getLogger(__name__)
 
-#: Longest wait, in seconds, for a viewer left open at interpreter exit to draw its last frame.
+#: Seconds, in all, for the viewers left open at interpreter exit to draw and end (then they are killed).
 EXIT_TIMEOUT = 5.0
 
 _END_TIMEOUT = 2.0  # seconds for a drawing process to end after "close" before it is killed
+_KILL_MARGIN = 0.5  # seconds to wait for a killed process and the threads that served it
+_EXIT_END = 1.0  # of EXIT_TIMEOUT, the seconds left at exit for the processes to end after "close"
 _POLL = 0.1  # seconds between looks at a cancel request while waiting for drawing
 
 # The directory PNG files go to when no filename or directory was given: one per Python
@@ -169,11 +178,18 @@ class _Viewer:
         # All of the following are guarded by _lock (_changed is a Condition on it).
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._state = "new"  # new -> running -> closing -> closed; "dead" once the process died
+        # new -> running -> closing (refuses new items, hands over what is pending) -> ending (the
+        # process is told to end) -> closed; "dead" once the process died.
+        self._state = "new"
         self._ready = False  # the drawing process said it is ready
         self._exited = False  # the drawing process has closed its end (it has ended)
         self._busy = 0  # items handed to the process and not answered yet
-        self._flushing = 0  # threads in flush(): the feeder hands over at once, whatever the rate
+        # Items are numbered from 0 in the order show() accepts them. Flushes wait for the items
+        # numbered below their target; the feeder hands over at once, whatever the rate, while the
+        # slot holds such an item.
+        self._flush_target = 0  # the largest target of the flushes (and the close) going on
+        self._slot_from: Optional[int] = None  # the number of the oldest item in the slot (None: empty)
+        self._busy_from = 0  # the number of the oldest item handed over and not answered yet
         self._received = self._handed = self._drawn = self._dropped = 0
         self._error: Optional[ConcertError] = None  # reported by the process; raised by the next call
         self._death = ""  # why the process is dead
@@ -287,7 +303,7 @@ class _Viewer:
 
     @property
     def timeout(self) -> float:
-        """Seconds :meth:`flush` waits by default (end of a stream, :meth:`close`)."""
+        """Seconds :meth:`flush` and :meth:`close` wait by default."""
         return self._timeout
 
     @property
@@ -329,20 +345,26 @@ class _Viewer:
         :raises ConfigurationError: (once) when the drawing process refused
             an option since the last call (an unknown colormap or style);
             the item is not shown. Set a valid value and go on.
-        :raises StorageError: (once) when the PNG file could not be written.
+        :raises StorageError: (once) when the PNG file could not be written; the viewer goes on
+            without the file (logged as an error).
         """
         prepared = self._check(item)
         with self._lock:
             self._raise_unusable()
-            idle = not self._pending()
-            self._received += 1
-            self._dropped += self._accept(prepared)
-            if self._state == "new":
-                self._launch()
-            elif (
-                idle
-            ):  # something to hand over now; replacing what was pending changes nothing for the feeder
-                self._changed.notify_all()
+            self._store(prepared)
+
+    def _store(self, prepared: Any) -> None:
+        """Put a checked item into the slot (under _lock); starts the drawing process with the first."""
+        number = self._received
+        idle = not self._pending()
+        self._received += 1
+        self._dropped += self._accept(prepared)
+        if idle or self._replaces(prepared):
+            self._slot_from = number
+        if self._state == "new":
+            self._launch()
+        elif idle:  # something to hand over now; replacing what was pending changes nothing for the feeder
+            self._changed.notify_all()
 
     def start(self) -> _Viewer:
         """Start the drawing process now, without waiting for it (the first item would start it); return self.
@@ -358,17 +380,18 @@ class _Viewer:
     def __call__(self, producer: Optional[Iterable[Any]] = None) -> Any:
         """Consume ``producer``, showing each item; or, without it, return a push-style consumer.
 
-        ``viewer(producer)`` shows every item as :meth:`show` does, then
-        waits (at most :attr:`timeout`) until the last one is drawn, and
-        returns the number of items it was given. ``viewer()`` returns a
-        primed generator: each item sent to it is shown (it never waits for
-        drawing; :meth:`flush` waits).
+        ``viewer(producer)`` shows every item as :meth:`show` does and
+        returns the number of items it was given as soon as the producer is
+        exhausted: the last item is in the slot, and drawing goes on in the
+        background (a viewer never holds an acquisition up, neither for
+        drawing nor for its drawing process to start). ``viewer()`` returns a
+        primed generator: each item sent to it is shown. :meth:`flush` and
+        :meth:`close` wait for the drawing and make the counts final.
 
         :raises DataError: for a ``producer`` that is not iterable, or is an
             array (use :meth:`show` for one frame), and for an item that
             cannot be drawn.
         :raises StateError, ConfigurationError, StorageError: as :meth:`show`.
-        :raises WaitError: if the last item was not drawn in time.
         """
         if producer is None:
             generator = self._push()
@@ -391,7 +414,6 @@ class _Viewer:
             check_cancelled()
             self.show(item)
             count += 1
-        self.flush()
         return count
 
     def _push(self) -> Any:
@@ -399,12 +421,15 @@ class _Viewer:
             self.show((yield))
 
     def flush(self, timeout: Any = None) -> None:
-        """Wait until every item received so far is drawn or dropped, at most ``timeout`` (:attr:`timeout`).
+        """Wait until every item received before the call is drawn or dropped, at most ``timeout``.
 
-        Returns at once if nothing is pending, or the viewer is closed.
-        While it waits, what is pending is handed over at once (``rate``
-        does not hold it back). A cancel request on the operation calling it
-        (a broadcast consumer's, say) is looked at every 0.1 s.
+        ``timeout`` defaults to :attr:`timeout`. Items shown meanwhile (by
+        other threads) are not waited for. Returns at once if nothing is
+        pending, or the viewer is closed. While it waits, the items it waits
+        for are handed over at once (``rate`` does not hold them back; later
+        items are drawn at ``rate`` again). A cancel request on the
+        operation calling it (a broadcast consumer's, say) is looked at every
+        0.1 s.
 
         :raises WaitError: if items are still pending after ``timeout``.
         :raises StateError: if the drawing process has died (or dies meanwhile).
@@ -413,91 +438,117 @@ class _Viewer:
         :raises UnitError: for a ``timeout`` that is not a duration.
         """
         seconds = self._timeout if timeout is None else to_seconds(timeout, f"{self._name}.flush: timeout")
-        deadline = time.monotonic() + seconds
         with self._lock:
-            self._flushing += 1
-            self._changed.notify_all()  # the feeder need not wait for the rate any more
-        try:
-            while True:
-                with self._lock:
-                    if self._state in ("new", "closed"):
-                        return
-                    self._raise_unusable(closed=False)
-                    pending = self._pending() + self._busy
-                    if not pending:
-                        return
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise WaitError(
-                            f"{self._name}: {pending} {self._item}(s) not drawn within {seconds:g} s "
-                            f"({self._drawn} drawn so far)"
-                        )
-                    self._changed.wait(min(remaining, _POLL))
-                check_cancelled()
-        finally:
+            target = self._received
+        self._settle(target, time.monotonic() + seconds, seconds)
+
+    def _settled(self, target: int) -> bool:
+        """Whether every item numbered below ``target`` is drawn or dropped (under _lock)."""
+        in_slot = self._slot_from is not None and self._slot_from < target
+        return not in_slot and not (self._busy and self._busy_from < target)
+
+    def _settle(self, target: int, deadline: float, seconds: float) -> None:
+        """Wait until the items numbered below ``target`` are drawn or dropped, until ``deadline``."""
+        with self._lock:
+            if target > self._flush_target:
+                self._flush_target = target
+                self._changed.notify_all()  # the feeder need not wait for the rate any more
+        while True:
             with self._lock:
-                self._flushing -= 1
+                if self._state in ("new", "ending", "closed"):
+                    return
+                self._raise_unusable(closed=False)
+                if self._settled(target):
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    pending = self._pending() + self._busy
+                    raise WaitError(
+                        f"{self._name}: {pending} {self._item}(s) not drawn within {seconds:g} s "
+                        f"({self._drawn} drawn so far)"
+                    )
+                self._changed.wait(min(remaining, _POLL))
+            check_cancelled()
 
     def close(self, timeout: Any = None) -> None:
-        """Draw what is pending (at most ``timeout``, default :attr:`timeout`), then end the drawing process.
+        """Refuse new items, draw what is pending (at most ``timeout``), then end the drawing process.
 
+        ``timeout`` defaults to :attr:`timeout`. From the moment ``close`` is
+        called, :meth:`show` (from any thread) raises
+        :class:`~concert.exceptions.StateError`: ``close`` waits only for
+        what was pending then, handed over at once whatever ``rate``.
         Afterwards ``received == drawn + dropped`` (pending items not drawn
-        in time count as dropped) and :meth:`show` raises
-        :class:`~concert.exceptions.StateError`. A process that does not
-        end within 2 s of being told is killed. Never raises for what the
-        drawing process reported (that is logged); closing twice does nothing.
+        in time count as dropped). A process that does not end within 2 s of
+        being told is killed (with a warning in the log). Never raises for
+        what the drawing process reported (that is logged); closing twice
+        does nothing (a second thread's ``close`` waits for the first).
 
         :raises UnitError: for a ``timeout`` that is not a duration.
         """
         seconds = self._timeout if timeout is None else to_seconds(timeout, f"{self._name}.close: timeout")
+        now = time.monotonic()
+        self._close(now + seconds, now + seconds + _END_TIMEOUT, seconds)
+
+    def _close(self, drawn_by: float, ended_by: float, seconds: float) -> None:
+        """Close: what is pending drawn by ``drawn_by``, the process ended by ``ended_by`` (else killed)."""
         with self._lock:
             state = self._state
             if state == "new":
                 self._state = "closed"
-            if state in ("new", "closed"):
+            if state in ("closing", "ending"):  # another thread closes it: wait for that
+                while self._state != "closed" and time.monotonic() < ended_by + 2 * _KILL_MARGIN:
+                    self._changed.wait(_POLL)
+            if state in ("new", "closed", "closing", "ending"):
                 return
+            target = self._received
+            if state == "running":
+                self._state = "closing"  # show() refuses from now on
         try:
             if state == "running":
                 try:
-                    self.flush(seconds)
+                    self._settle(target, drawn_by, seconds)
                 except ConcertError as error:
                     LOG.warning("%s: closing: %s", self._name, error)
         finally:
-            self._end_process()
+            self._end_process(ended_by)
 
-    def _end_process(self) -> None:
+    def _end_process(self, ended_by: float) -> None:
+        """Tell the process to end (dropping what is pending); kill it if it has not ended by ``ended_by``."""
         with self._lock:
-            if self._state == "running":
-                self._state = "closing"
+            if self._state in ("running", "closing"):
+                self._state = "ending"
                 self._dropped += self._discard()
+                self._slot_from = None
             self._changed.notify_all()
-            feeder, process = self._feeder, self._process
+            feeder = self._feeder
+        # The feeder sends "close" and stays until the process has ended (the process is killed with
+        # the thread that started it: see _viewer_process.main).
         if feeder is not None:
-            feeder.join(_END_TIMEOUT)
+            feeder.join(max(0.0, ended_by - time.monotonic()))
         with self._lock:
             process = self._process
-        if process is not None:
+        if process is not None and process.poll() is None:
+            LOG.warning("%s: its drawing process (pid %d) did not end: killed", self._name, process.pid)
+            process.kill()
             try:
-                process.wait(_END_TIMEOUT)
+                process.wait(_KILL_MARGIN)
             except subprocess.TimeoutExpired:
-                LOG.warning("%s: its drawing process (pid %d) did not end: killed", self._name, process.pid)
-                process.kill()
-                try:
-                    process.wait(_END_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    pass
+                pass
+        if feeder is not None:
+            feeder.join(_KILL_MARGIN)
         reader = self._reader
         if reader is not None:
-            reader.join(_END_TIMEOUT)
+            reader.join(_KILL_MARGIN)
         if process is not None:
             for stream in (process.stdin, process.stdout):
                 try:
                     stream.close()
-                except OSError:
+                except (OSError, ValueError):
                     pass
         with self._lock:
             self._dropped += self._discard() + self._busy  # what was in flight will never be answered
             self._busy = 0
+            self._slot_from = None
             self._state = "closed"
             self._changed.notify_all()
         with _open_lock:
@@ -512,7 +563,7 @@ class _Viewer:
     # -- the slot's users (all called with _lock held) ------------------------------------------
 
     def _raise_unusable(self, closed: bool = True, errors: bool = True) -> None:
-        if self._state in ("closed", "closing") and closed:
+        if self._state in ("closed", "closing", "ending") and closed:
             raise StateError("closed", f"{self._name} is closed: make a new viewer to show {self._item}s")
         if self._state == "dead":
             raise StateError("dead", self._death)
@@ -532,6 +583,7 @@ class _Viewer:
         self._death = text
         self._dropped += self._discard() + self._busy
         self._busy = 0
+        self._slot_from = None
         self._changed.notify_all()
 
     # -- the feeder thread: the only writer to the drawing process ------------------------------
@@ -543,6 +595,7 @@ class _Viewer:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [environment.get("PYTHONPATH")])])
+        environment["CONCERT_VIEWER_PARENT"] = str(os.getpid())  # see _viewer_process._die_with_parent
         options: Dict[str, Any] = {}
         if os.name == "posix":
             options["start_new_session"] = True  # no Ctrl-C, Ctrl-\ or hang-up from the terminal
@@ -602,18 +655,25 @@ class _Viewer:
                 process.stdin.close()
             except OSError:
                 pass
+        # Stay until the process has ended: on Linux it is killed when the thread that started it
+        # ends (PR_SET_PDEATHSIG), so that it never outlives a killed parent. close() kills it if
+        # it does not end in time.
+        process.wait()
 
     def _next_job(self, sent: int) -> Optional[Tuple[Any, int, Optional[Dict[str, Any]]]]:
         """Wait until an item can be handed over; return it, its count and new options; ``None``: stop."""
         while True:
-            if self._state in ("dead", "closing") or self._exited:
-                return None  # closing: what was pending is dropped; the process draws what it has, then ends
+            if self._state in ("dead", "ending") or self._exited:
+                return None  # ending: what was pending is dropped; the process draws what it has, then ends
             pending = self._pending()
             if self._ready and not self._busy and pending:
                 wait = 0.0
-                if self._rate is not None and not self._flushing:
+                waited_for = self._slot_from is not None and self._slot_from < self._flush_target
+                if self._rate is not None and not waited_for:
                     wait = self._last_handover + 1.0 / self._rate - time.monotonic()
                 if wait <= 0:
+                    self._busy_from = self._slot_from if self._slot_from is not None else self._received
+                    self._slot_from = None
                     taken = self._take()
                     self._busy = pending
                     self._handed += pending
@@ -690,8 +750,9 @@ class _Viewer:
             category, text = header.get("category"), header.get("text", "")
             if category == "option":
                 self._refused(text, self._handover_version)
-            elif category == "storage":
-                self._error = StorageError(f"{self._name}: {text}")
+            elif category == "storage":  # once: the process writes the file no more
+                self._error = StorageError(f"{self._name}: {text}; it goes on without the file")
+                notes.append((logging.ERROR, str(self._error)))
             else:
                 self._error = DataError(f"{self._name}: the drawing process could not draw: {text}")
 
@@ -713,6 +774,10 @@ class _Viewer:
 
     def _accept(self, prepared: Any) -> int:
         """Put ``prepared`` into the slot; return how many pending items it replaced (dropped)."""
+        raise NotImplementedError
+
+    def _replaces(self, prepared: Any) -> bool:
+        """Whether ``prepared`` (just accepted) replaced everything that was pending."""
         raise NotImplementedError
 
     def _pending(self) -> int:
@@ -763,8 +828,8 @@ class PyplotImageViewer(_Viewer):
     :param directory: the directory of the PNG file, named after the viewer
         (``PyplotImageViewer-1.png``) unless ``filename`` is given.
     :param rate: at most this many draws per second (default 5; ``None``: no bound).
-    :param timeout: seconds (or a time quantity) to wait for the last frame to be drawn at
-        the end of a stream and in :meth:`close` (default 30).
+    :param timeout: seconds (or a time quantity) :meth:`flush` and :meth:`close` wait by default for
+        the pending frames to be drawn (default 30).
     :param _draw_delay: a testing aid: seconds the drawing process waits after each draw, to
         play a slow viewer (default 0).
 
@@ -939,6 +1004,9 @@ class PyplotImageViewer(_Viewer):
         self._frame = (array, self._received - 1 if number is None else int(number))
         return replaced
 
+    def _replaces(self, prepared: Any) -> bool:
+        return True
+
     def _pending(self) -> int:
         return 0 if self._frame is None else 1
 
@@ -968,7 +1036,9 @@ class PyplotViewer(_Viewer):
 
     What :meth:`show` takes:
 
-    * a real number ``y``: the point ``(n, y)``, ``n`` counting the bare numbers shown before it;
+    * a real number ``y`` (a boolean is 0 or 1): the point ``(n, y)``, ``n`` counting the bare
+      numbers shown before it; a number beyond the range of a float raises
+      :class:`~concert.exceptions.DataError`;
     * a pair ``(x, y)`` of real numbers: that point;
     * a 1-D array ``ys``: the curve ``(0, ys[0]), (1, ys[1]) ...``, which replaces what
       is drawn;
@@ -1145,18 +1215,24 @@ class PyplotViewer(_Viewer):
             try:
                 x = None if xs is None else self._magnitude(0, xs, what)
                 y = self._magnitude(1, ys, what)
-            except UnitError:
+                if kind == "point":  # converted before anything changes: a refused point leaves no trace
+                    x = None if x is None else self._float(x, item, what)
+                    y = self._float(y, item, what)
+            except (UnitError, DataError):
                 self._units, self._version = units, version  # refused: the viewer is as it was
                 raise
-            idle = not self._pending()
-            self._received += 1
-            self._dropped += self._accept((kind, x, y))
-            if self._state == "new":
-                self._launch()
-            elif idle:
-                self._changed.notify_all()
+            self._store((kind, x, y))
 
     show.__doc__ = _Viewer.show.__doc__
+
+    def _float(self, value: Any, item: Any, what: str) -> float:
+        try:
+            return float(value)
+        except (OverflowError, ValueError, TypeError):
+            raise DataError(
+                f"{self._name}: {what}, {describe_value(item)}: {describe_value(value)} is too large to "
+                "be drawn (beyond the range of a float)"
+            ) from None
 
     def _accept(self, prepared: Tuple[str, Any, Any]) -> int:
         kind, x, y = prepared
@@ -1173,6 +1249,9 @@ class PyplotViewer(_Viewer):
         self._points.clear()
         self._curve = (x, y)
         return dropped
+
+    def _replaces(self, prepared: Tuple[str, Any, Any]) -> bool:
+        return prepared[0] == "curve"
 
     def _pending(self) -> int:
         return (0 if self._curve is None else 1) + len(self._points)
@@ -1208,11 +1287,11 @@ class PyplotViewer(_Viewer):
 
 
 def _is_number(value: Any) -> bool:
-    """A real number, or a quantity of one (not a bool)."""
+    """A real number, or a quantity of one; a boolean counts (drawn as 0 or 1), as in arrays."""
     magnitude = value.magnitude if is_quantity(value) else value
     if isinstance(magnitude, np.ndarray) and magnitude.ndim == 0:
-        return magnitude.dtype.kind in "iuf"
-    return is_real(magnitude)
+        return magnitude.dtype.kind in "biuf"
+    return isinstance(magnitude, (bool, np.bool_)) or is_real(magnitude)
 
 
 def _shape(value: Any) -> str:
@@ -1223,14 +1302,40 @@ def _shape(value: Any) -> str:
 
 
 def _close_all() -> None:
-    """At interpreter exit: close every viewer still open (each waits at most :data:`EXIT_TIMEOUT` s)."""
+    """At interpreter exit: close every viewer still open, all at once, in :data:`EXIT_TIMEOUT` s in all.
+
+    Each viewer draws what is pending until ``EXIT_TIMEOUT - 1`` s (or its
+    own :attr:`~_Viewer.timeout`, if shorter), its process is told to end
+    and is killed if it has not ended by ``EXIT_TIMEOUT``; waiting for the
+    killed processes adds at most about a second, whatever the number of viewers.
+    """
     with _open_lock:
         viewers = list(_open)
+    if not viewers:
+        return
+    start = time.monotonic()
+    ended_by = start + EXIT_TIMEOUT
+    threads = []
     for viewer in viewers:
+        drawn_by = min(start + viewer.timeout, ended_by - _EXIT_END)
+        thread = threading.Thread(
+            target=_close_at_exit, args=(viewer, drawn_by, ended_by), name=f"concert-close-{viewer}"
+        )
         try:
-            viewer.close(timeout=min(viewer.timeout, EXIT_TIMEOUT))
-        except Exception:  # exit goes on, whatever a viewer does
-            LOG.exception("%s: could not be closed at exit", viewer)
+            thread.start()
+        except RuntimeError:  # no new threads at this point of the exit: close it here, same deadlines
+            _close_at_exit(viewer, drawn_by, ended_by)
+            continue
+        threads.append(thread)
+    for thread in threads:
+        thread.join(max(0.0, ended_by + 3 * _KILL_MARGIN - time.monotonic()))
+
+
+def _close_at_exit(viewer: _Viewer, drawn_by: float, ended_by: float) -> None:
+    try:
+        viewer._close(drawn_by, ended_by, max(0.0, drawn_by - time.monotonic()))
+    except Exception:  # exit goes on, whatever a viewer does
+        LOG.exception("%s: could not be closed at exit", viewer)
 
 
 atexit.register(_close_all)
