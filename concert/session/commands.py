@@ -7,7 +7,10 @@ way -- a name and an :mod:`argparse` options dictionary -- and doing its work
 through :mod:`concert.session.store`. A failure raises
 :class:`~concert.exceptions.SessionStoreError`, which the ``concert``
 command prints as one line with exit status 1. What a command did is
-printed on standard output, one line per file it wrote or removed.
+printed on standard output, one line per file it wrote or removed. A
+reader of that output that goes away (``concert ls | head -1``) ends the
+command quietly, with exit status 0: every command here derives from
+``_StoreCommand``, which wraps the ``run`` of each for that, once.
 
 This module imports nothing heavy: the ``concert`` command loads it to run
 any of these commands.
@@ -16,11 +19,12 @@ any of these commands.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import subprocess
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from concert.cli import SubCommand
 from concert.exceptions import SessionStoreError
@@ -63,7 +67,41 @@ def _summary(name: str) -> str:
         return f"(cannot be read: {error})"
 
 
-class InitCommand(SubCommand):
+def _quiet_when_the_reader_goes(run: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command's ``run`` so that a closed standard output ends it quietly, with exit status 0.
+
+    Standard output is flushed before ``run`` returns, so that what is still
+    buffered meets a gone reader here, and not as Python exits (where it
+    would print "Exception ignored ... BrokenPipeError"); then standard output
+    is pointed at ``/dev/null`` for whatever is left to flush.
+    """
+
+    @functools.wraps(run)
+    def wrapped(self: SubCommand, *args: Any, **kwargs: Any) -> Any:
+        try:
+            status = run(self, *args, **kwargs)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            return 0
+        return status
+
+    return wrapped
+
+
+class _StoreCommand(SubCommand):
+    """A command of the store: the ``run`` of each subclass ends quietly when its reader goes away."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:
+            cls.run = _quiet_when_the_reader_goes(cls.__dict__["run"])  # type: ignore[method-assign]
+
+
+class InitCommand(_StoreCommand):
     """Create a session from a template."""
 
     def __init__(self) -> None:
@@ -86,7 +124,7 @@ class InitCommand(SubCommand):
         print(f"Created the session {name!r}: {path}")
 
 
-class EditCommand(SubCommand):
+class EditCommand(_StoreCommand):
     """Edit a session in ``$EDITOR`` (creating it from the template if it does not exist)."""
 
     def __init__(self) -> None:
@@ -123,6 +161,9 @@ class EditCommand(SubCommand):
             kept = "was not created" if self._undo(path, created, template) else "is as the editor left it"
             how = f"was killed by signal {-status}" if status < 0 else f"failed with exit status {status}"
             raise SessionStoreError(f"the editor {setting!r} {how}; {path} {kept}")
+        if not path.is_file():
+            gone = "nothing was saved" if created else f"the session {name!r} is gone"
+            raise SessionStoreError(f"the editor {setting!r} left no file {path}; {gone}")
         try:
             store.docstring(path)
         except SessionStoreError as error:
@@ -174,7 +215,7 @@ def _wait_for_editor(argv: List[str]) -> int:
             continue
 
 
-class ShowCommand(SubCommand):
+class ShowCommand(_StoreCommand):
     """Print a session's docstring, or every session's."""
 
     def __init__(self) -> None:
@@ -205,7 +246,7 @@ class ShowCommand(SubCommand):
                 print(f"    {line}".rstrip())
 
 
-class ListCommand(SubCommand):
+class ListCommand(_StoreCommand):
     """List the sessions with the first line of their docstrings."""
 
     def __init__(self) -> None:
@@ -221,7 +262,7 @@ class ListCommand(SubCommand):
             print(f"{name:<{width}}  {_summary(name)}".rstrip())
 
 
-class RemoveCommand(SubCommand):
+class RemoveCommand(_StoreCommand):
     """Remove sessions (all or none)."""
 
     def __init__(self) -> None:
@@ -236,7 +277,7 @@ class RemoveCommand(SubCommand):
             print(f"Removed the session {path.stem!r} ({path})")
 
 
-class MoveCommand(SubCommand):
+class MoveCommand(_StoreCommand):
     """Rename a session, with its log."""
 
     def __init__(self) -> None:
@@ -251,7 +292,7 @@ class MoveCommand(SubCommand):
         print(f"Renamed the session {old!r} to {new!r}")
 
 
-class CopyCommand(SubCommand):
+class CopyCommand(_StoreCommand):
     """Copy a session (not its log)."""
 
     def __init__(self) -> None:
@@ -266,7 +307,7 @@ class CopyCommand(SubCommand):
         print(f"Copied the session {old!r} to {new!r}")
 
 
-class LogCommand(SubCommand):
+class LogCommand(_StoreCommand):
     """Print a session's log, and with ``--follow`` what is added to it."""
 
     def __init__(self) -> None:
@@ -284,6 +325,9 @@ class LogCommand(SubCommand):
 
     def run(self, name: Optional[str] = None, follow: bool = False) -> int:
         path = store.log_path(name)
+        if os.path.lexists(path) and not path.is_file():
+            what = "a directory" if path.is_dir() else "not a file"
+            raise SessionStoreError(f"cannot read {path}: it is {what}")
         if not path.is_file():
             if name is not None and not store.exists(name):
                 raise SessionStoreError(f"there is no session {name!r} and no log of it ({path})")
@@ -304,14 +348,10 @@ class LogCommand(SubCommand):
                 _copy(path, write)
         except KeyboardInterrupt:  # how --follow ends
             return 0
-        except BrokenPipeError:  # the reader went away (`concert log x | head`): nothing more to say
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
         return 0
 
 
-class ImportCommand(SubCommand):
+class ImportCommand(_StoreCommand):
     """Import sessions from files, archives or URLs."""
 
     def __init__(self) -> None:
@@ -333,7 +373,7 @@ class ImportCommand(SubCommand):
             print(f"Imported the session {name!r}")
 
 
-class ExportCommand(SubCommand):
+class ExportCommand(_StoreCommand):
     """Write sessions into a zip archive."""
 
     def __init__(self) -> None:

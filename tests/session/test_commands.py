@@ -9,6 +9,8 @@ standard output, no traceback.
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import queue
 import signal
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Dict, Optional
@@ -24,9 +27,19 @@ import pytest
 
 import concert
 from tests.conftest import TIMEOUT
-from tests.session.test_store import closed_port, http_server, listing, read_only, zip_of
+from tests.session.test_store import (
+    closed_port,
+    http_server,
+    immutable,
+    listing,
+    raw_server,
+    read_only,
+    small_disk,
+    zip_of,
+)
 
-__all__ = ["http_server", "read_only"]  # fixtures used here, defined beside the store's tests
+# fixtures used here, defined beside the store's tests
+__all__ = ["http_server", "immutable", "raw_server", "read_only", "small_disk"]
 
 STORE_COMMANDS = ["cp", "edit", "export", "import", "init", "log", "ls", "mv", "rm", "show"]
 
@@ -45,12 +58,16 @@ class Concert:
             EDITOR="true",
         )
 
-    def command(self, *args: str) -> list:
-        return [sys.executable, "-m", "concert", *args]
+    def command(self, *args: str, umask: Optional[int] = None) -> list:
+        if umask is None:
+            return [sys.executable, "-m", "concert", *args]
+        return ["sh", "-c", f'umask {umask:03o} && exec "$0" "$@"', sys.executable, "-m", "concert", *args]
 
-    def __call__(self, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, env: Optional[Dict[str, str]] = None, umask: Optional[int] = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            self.command(*args),
+            self.command(*args, umask=umask),
             env={**self.env, **(env or {})},
             cwd=self.cwd,
             capture_output=True,
@@ -64,9 +81,9 @@ class Concert:
             self.command(*args), env=self.env, cwd=self.cwd, capture_output=True, timeout=TIMEOUT
         )
 
-    def ok(self, *args: str, env: Optional[Dict[str, str]] = None) -> str:
+    def ok(self, *args: str, env: Optional[Dict[str, str]] = None, umask: Optional[int] = None) -> str:
         """Run; it must succeed quietly on standard error. Return standard output."""
-        result = self(*args, env=env)
+        result = self(*args, env=env, umask=umask)
         assert result.returncode == 0 and result.stderr == "", result
         return result.stdout
 
@@ -177,6 +194,78 @@ def test_a_bad_name_is_refused_by_every_command_and_nothing_is_written(concert_,
 def test_a_bad_name_is_refused_saying_why(concert_, name, why):
     assert concert_.fails("init", name) == f"concert init: {name!r} is not a session name: {why}"
     assert not concert_.sessions.exists()
+
+
+def test_a_name_that_would_hide_a_module_is_refused_saying_why(concert_):
+    assert concert_.fails("init", "numpy") == (
+        "concert init: 'numpy' cannot name a session: it would hide the module numpy (which Concert uses)"
+        " -- `import numpy` would load the session instead -- so choose another name"
+    )
+    concert_.write("tomo", '"""Tomography."""\n')
+    (concert_.cwd / "json.py").write_text("x = 1\n")
+    for args in (["cp", "tomo", "json"], ["mv", "tomo", "json"], ["import", "json.py"], ["edit", "json"]):
+        assert "'json' cannot name a session: it would hide the module json (of the standard library)" in (
+            concert_.fails(*args)
+        )
+    assert listing(concert_.sessions) == ["tomo.py"]
+
+
+def test_new_files_follow_the_umask_and_copies_and_replacements_keep_their_mode(concert_, tmp_path):
+    concert_.ok("init", "tomo", umask=0o077)
+    path = concert_.sessions / "tomo.py"
+    assert path.stat().st_mode & 0o777 == 0o600
+    (tmp_path / "ct.py").write_text("x = 1\n")
+    concert_.ok("import", "ct.py", umask=0o077)
+    concert_.ok("export", "tomo", "--to", "out.zip", umask=0o077)
+    assert (concert_.sessions / "ct.py").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "out.zip").stat().st_mode & 0o777 == 0o600
+    concert_.ok("init", "open", umask=0o022)
+    assert (concert_.sessions / "open.py").stat().st_mode & 0o777 == 0o644
+    concert_.ok("cp", "tomo", "duplicate", umask=0o022)  # a copy of a private session stays private
+    assert (concert_.sessions / "duplicate.py").stat().st_mode & 0o777 == 0o600
+    concert_.ok("cp", "open", "narrowed", umask=0o077)  # and the umask narrows a copy
+    assert (concert_.sessions / "narrowed.py").stat().st_mode & 0o777 == 0o600
+    (concert_.sessions / "open.py").chmod(0o640)
+    (tmp_path / "out.zip").chmod(0o640)
+    for args in (
+        ["cp", "tomo", "open", "--force"],
+        ["init", "open", "--force"],
+        ["import", "--force", "open.py"],
+    ):
+        (tmp_path / "open.py").write_text("y = 2\n")
+        concert_.ok(*args, umask=0o022)
+        assert (concert_.sessions / "open.py").stat().st_mode & 0o777 == 0o640, (
+            args
+        )  # a replaced file keeps it
+    concert_.ok("export", "tomo", "--to", "out.zip", "--force", umask=0o022)
+    assert (tmp_path / "out.zip").stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["ls"], ["show"], ["show", "s07"], ["log", "s07"], ["init", "new"], ["cp", "s07", "new"], ["rm", "s07"]],
+)
+def test_a_reader_that_is_gone_ends_every_command_quietly(concert_, args):
+    for index in range(50):
+        concert_.write(f"s{index:02}", f'"""Session {index}."""\n')
+    (concert_.sessions / "s07.log").write_text("a line of the log\n")
+    reading, writing = os.pipe()
+    os.close(reading)  # gone before the command writes anything, as `concert ls | head -1` can be
+    try:
+        result = subprocess.run(
+            concert_.command(*args),
+            env=concert_.env,
+            cwd=concert_.cwd,
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT,
+        )
+    finally:
+        os.close(writing)
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert (args[0] != "init" or (concert_.sessions / "new.py").exists()) and (
+        args[0] != "rm" or not (concert_.sessions / "s07.py").exists()
+    )
 
 
 def test_ls_lists_names_and_first_docstring_lines_aligned(concert_):
@@ -299,6 +388,19 @@ def test_an_edit_that_breaks_the_session_says_so_and_keeps_it(concert_, editor):
     assert path.read_text() == '"""Mine."""\ndef (:\n'
 
 
+def test_edit_of_a_directory_or_by_an_editor_that_removes_the_file_says_what_happened(concert_):
+    (concert_.sessions / "folder.py").mkdir(parents=True)
+    line = concert_.fails("edit", "folder")
+    folder = concert_.sessions / "folder.py"
+    assert line == f"concert edit: cannot write the session 'folder': {folder} is a directory"
+    assert concert_.fails("edit", "tomo", env={"EDITOR": "rm"}) == (
+        f"concert edit: the editor 'rm' left no file {concert_.sessions / 'tomo.py'}; nothing was saved"
+    )
+    concert_.write("ct", '"""CT."""\n')
+    assert concert_.fails("edit", "ct", env={"EDITOR": "rm"}).endswith("; the session 'ct' is gone")
+    assert listing(concert_.sessions) == ["folder.py"]
+
+
 # -- rm, mv, cp -----------------------------------------------------------------------------------------
 
 
@@ -334,6 +436,30 @@ def test_mv_and_cp_refuse_an_existing_target_without_force(concert_):
     concert_.ok("mv", "tomo", "ct", "--force")
     assert (
         listing(concert_.sessions) == ["ct.log", "ct.py"] and concert_.ok("show", "ct") == "Changed again.\n"
+    )
+
+
+def test_a_forced_mv_whose_log_cannot_follow_changes_nothing(concert_):
+    concert_.write("a", '"""A."""\n')
+    (concert_.sessions / "a.log").write_text("a's log\n")
+    concert_.write("b", '"""B."""\n')
+    (concert_.sessions / "b.log").mkdir()
+    line = concert_.fails("mv", "a", "b", "--force")
+    assert listing(concert_.sessions) == ["a.log", "a.py", "b.log", "b.py"]
+    assert concert_.ok("show", "b") == "B.\n" and concert_.ok("show", "a") == "A.\n"
+    logs = concert_.sessions / "a.log", concert_.sessions / "b.log"
+    assert line == f"concert mv: cannot rename {logs[0]} to {logs[1]}: it is a directory"
+
+
+def test_rm_of_a_session_that_cannot_be_removed_removes_none(concert_, immutable):
+    for name in ("tomo", "ct", "xrd"):
+        concert_.write(name, f'"""{name}."""\n')
+    immutable(concert_.sessions / "ct.py")
+    line = concert_.fails("rm", "tomo", "ct", "xrd")
+    assert listing(concert_.sessions) == ["ct.py", "tomo.py", "xrd.py"]
+    assert line == (
+        f"concert rm: cannot remove {concert_.sessions / 'ct.py'}: Operation not permitted; "
+        "none of the sessions given was removed"
     )
 
 
@@ -452,6 +578,14 @@ def test_log_of_a_reader_that_goes_away_ends_quietly(concert_):
         assert reader.stderr.read() == b""
 
 
+def test_log_of_a_log_that_cannot_be_read_is_one_line(concert_):
+    concert_.write("tomo", '"""Tomography."""\n')
+    log = concert_.sessions / "tomo.log"
+    log.mkdir()
+    for args in (["log", "tomo", "--follow"], ["log", "tomo"]):
+        assert concert_.fails(*args) == f"concert log: cannot read {log}: it is a directory"
+
+
 # -- import, export -------------------------------------------------------------------------------------
 
 
@@ -525,6 +659,87 @@ def test_ctrl_c_during_an_import_is_one_line_exit_130_and_imports_nothing(concer
                 importer.kill()
             assert importer.stderr.read() == "concert import: stopped by Ctrl-C\n"
             assert importer.stdout.read() == ""
+    assert listing(concert_.sessions) == []
+
+
+def test_an_import_that_fills_the_disk_changes_nothing(concert_, tmp_path, small_disk):
+    concert_.sessions = small_disk / "sessions"
+    concert_.env["CONCERT_SESSION_DIR"] = str(concert_.sessions)
+    kept = concert_.write("x", '"""The x that must stay."""\n')
+    (tmp_path / "x.py").write_text('"""A new x."""\n')
+    (tmp_path / "y.py").write_text('"""Too large for the disk."""\n' + "# filler\n" * 10000)
+    line = concert_.fails("import", "--force", "x.py", "y.py")  # x is written before y fills the disk
+    assert listing(concert_.sessions) == ["x.py"] and kept.read_text() == '"""The x that must stay."""\n'
+    full = f"cannot write the session 'y' in {concert_.sessions}: No space left on device"
+    assert line == f"concert import: {full}"
+    noise = base64.b85encode(os.urandom(30000)).decode()  # 37 KiB that do not compress: 2 of it fill the disk
+    concert_.write("big", "".join(f"# {noise[start : start + 70]}\n" for start in range(0, len(noise), 70)))
+    for args in (["cp", "big", "big2"], ["export", "big", "--to", str(small_disk / "out.zip")]):
+        assert "No space left on device" in concert_.fails(*args)
+    assert listing(concert_.sessions) == ["big.py", "x.py"] and listing(small_disk) == ["sessions"]
+
+
+@pytest.mark.parametrize("when", ["writing", "putting in place"])
+def test_ctrl_c_at_any_point_of_an_import_leaves_the_store_as_it_was(concert_, tmp_path, when):
+    count = 300
+    (tmp_path / "many.zip").write_bytes(
+        zip_of({f"m{index:04}.py": f"x = {index}\n" for index in range(count)})
+    )
+    old = concert_.write("m0000", '"""The old m0000."""\n')
+    inode = old.stat().st_ino
+    with subprocess.Popen(
+        concert_.command("import", "--force", "many.zip"),
+        env=concert_.env,
+        cwd=concert_.cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as importer:
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            # While writing: a hundred sessions are written already (none of them in place, m0000 not
+            # replaced). While putting in place: the first new session is there.
+            wanted = ".m0100.py." if when == "writing" else "m0001.py"
+            while not any(name.startswith(wanted) for name in os.listdir(concert_.sessions)):
+                assert time.monotonic() < deadline and importer.poll() is None, "the import did not start"
+                os.sched_yield()
+            importer.send_signal(signal.SIGINT)
+            status = importer.wait(TIMEOUT)
+        finally:
+            importer.kill()
+        stdout, stderr = importer.stdout.read(), importer.stderr.read()
+    names = sorted(os.listdir(concert_.sessions))
+    if status == 0:  # Ctrl-C came after the import was complete: all of it
+        assert when == "putting in place" and stderr == b"" and stdout.count(b"Imported") == count
+        assert names == [f"m{index:04}.py" for index in range(count)]
+    else:
+        assert (status, stdout, stderr) == (130, b"", b"concert import: stopped by Ctrl-C\n")
+        assert names == ["m0000.py"] and old.stat().st_ino == inode
+        assert old.read_text() == '"""The old m0000."""\n'
+
+
+def test_an_archive_that_would_unpack_to_too_much_is_refused_before_unpacking(concert_, tmp_path):
+    buffer = io.BytesIO()  # 80 MiB of sessions, none larger than a session may be, in 80 KiB
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for index in range(80):
+            archive.writestr(f"m{index}.py", b"#" * (1024 * 1024))
+    (tmp_path / "bomb.zip").write_bytes(buffer.getvalue())
+    assert concert_.fails("import", "bomb.zip") == (
+        "concert import: cannot import bomb.zip: the sessions of this import come to more than 64 MiB in all,"
+        " more than one import takes"
+    )
+    assert listing(concert_.sessions) == []
+
+
+def test_a_download_shorter_than_announced_imports_nothing(concert_, tmp_path, raw_server):
+    def short(connection: socket.socket, stop: threading.Event) -> None:
+        connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\nx = 1\n#\n")
+
+    url = raw_server(short) + "/tomo.py"
+    (tmp_path / "good.py").write_text("x = 1\n")
+    assert concert_.fails("import", "good.py", url) == (
+        f"concert import: cannot fetch {url}: "
+        "the download ended after 8 of the 1000 bytes the server announced"
+    )
     assert listing(concert_.sessions) == []
 
 

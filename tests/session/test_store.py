@@ -152,6 +152,98 @@ def http_server(tmp_path):
         thread.join(TIMEOUT)
 
 
+def umask() -> int:
+    """This process's umask, read from /proc (changing it to read it would be a race)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise AssertionError("no Umask line in /proc/self/status")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of 64 KiB (a tmpfs mounted under tmp_path, unmounted after), or skip."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)]
+    try:
+        mounted = subprocess.run(command, capture_output=True, timeout=TIMEOUT, check=False).returncode == 0
+    except OSError:
+        mounted = False
+    if not mounted:
+        pytest.skip("cannot mount a small tmpfs here (not root, or no mount)")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=TIMEOUT, check=False)
+
+
+@pytest.fixture
+def immutable():
+    """``immutable(path)`` makes a file impossible to rename or remove -- for root too (``chattr +i``) --
+    or skips; undone after."""
+    made = []
+
+    def make(path: Path) -> Path:
+        result = subprocess.run(
+            ["chattr", "+i", str(path)], capture_output=True, timeout=TIMEOUT, check=False
+        )
+        if result.returncode != 0:
+            pytest.skip("cannot make a file immutable here (chattr +i refused)")
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True, timeout=TIMEOUT, check=False)
+
+
+@pytest.fixture
+def raw_server():
+    """``raw_server(answer)``: a TCP server on 127.0.0.1 giving each connection to ``answer(connection,
+    stop)`` in a thread of its own; returns its ``http://`` base URL. ``stop`` is set at the end."""
+    stop = threading.Event()
+    servers, threads = [], []
+
+    def serve(server: socket.socket, answer) -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=answer_one, args=(connection, answer), daemon=True)
+            thread.start()
+            threads.append(thread)
+
+    def answer_one(connection: socket.socket, answer) -> None:
+        with connection:
+            try:
+                connection.recv(4096)  # the request: its head fits
+                answer(connection, stop)
+            except OSError:  # the client went away
+                pass
+
+    def start(answer) -> str:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(0.05)  # how often the accepting thread looks at ``stop``
+        servers.append(server)
+        thread = threading.Thread(target=serve, args=(server, answer), daemon=True)
+        thread.start()
+        threads.append(thread)
+        return f"http://127.0.0.1:{server.getsockname()[1]}"
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    for server in servers:
+        server.close()
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 nothing listens on (connections to it are refused)."""
     with socket.socket() as probe:
@@ -209,6 +301,9 @@ def test_an_empty_or_missing_store_has_no_sessions(sessions):
 def test_every_valid_name_is_accepted(name):
     with tempfile.TemporaryDirectory() as directory, store_at(directory) as sessions:
         assert store.validate_name(name) == name
+        if store.shadows(name) is not None:  # a valid name, but not for a new session: see below
+            refused(lambda: store.create(name), f"{name!r} cannot name a session: it would hide the module")
+            return
         path = store.create(name)
         assert path == sessions / f"{name}.py" and path.is_file()
         assert store.names() == [name] and store.exists(name)
@@ -256,6 +351,42 @@ def test_anything_else_is_refused_with_one_line_and_nothing_is_written(name, tmp
         assert listing(sessions) == before
 
 
+@pytest.mark.parametrize("name", ["json", "os", "sys", "numpy", "IPython", "pexpect", "uu"])
+def test_a_name_that_would_hide_a_module_is_refused_for_new_sessions_only(sessions, tmp_path, name):
+    where = store.shadows(name)
+    assert where is not None
+    fragment = f"{name!r} cannot name a session: it would hide the module {name} ({where})"
+    write_session(sessions, "tomo")
+    (tmp_path / f"{name}.py").write_text("x = 1\n")
+    (tmp_path / "bundle.zip").write_bytes(zip_of({f"sub/{name}.py": "x = 1\n"}))
+    for call in (
+        lambda: store.create(name),
+        lambda: store.create(name, force=True),
+        lambda: store.copy("tomo", name),
+        lambda: store.move("tomo", name, force=True),
+        lambda: store.import_sessions([str(tmp_path / f"{name}.py")]),
+        lambda: store.import_sessions([str(tmp_path / "bundle.zip")], force=True),
+    ):
+        refused(call, fragment)
+    assert listing(sessions) == ["tomo.py"]
+    hidden = write_session(sessions, name, '"""Made by hand."""\n')  # one that exists can still be handled
+    assert store.docstring(name) == "Made by hand." and name in store.names()
+    store.move(name, "renamed")
+    assert listing(sessions) == ["renamed.py", "tomo.py"] and not hidden.exists()
+
+
+def test_modules_of_the_current_directory_and_of_the_store_hide_nothing(sessions, tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "tomo_helpers.py").write_text("x = 1\n")
+    monkeypatch.chdir(here)
+    monkeypatch.syspath_prepend(str(here))
+    monkeypatch.syspath_prepend(str(sessions))
+    write_session(sessions, "old")
+    assert store.shadows("tomo_helpers") is None and store.shadows("old") is None
+    assert store.create("tomo_helpers") == sessions / "tomo_helpers.py"
+
+
 # -- creating from the template -----------------------------------------------------------------------
 
 
@@ -280,7 +411,7 @@ def test_the_template_has_a_docstring_q_the_helpers_and_the_imports_and_runs(ses
         [sys.executable, str(path)], capture_output=True, text=True, timeout=TIMEOUT, env=environment
     )
     assert result.returncode == 0, result.stderr
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask()
 
 
 @pytest.mark.parametrize("module", ["numpy as np", "a..b", "1x", "os.class", "x;y"])
@@ -396,6 +527,76 @@ def test_a_move_whose_log_cannot_follow_is_undone(sessions):
     assert listing(sessions) == ["ct.log", "tomo.log", "tomo.py"]
 
 
+def test_a_forced_move_whose_log_cannot_follow_puts_back_the_session_it_replaced(sessions):
+    write_session(sessions, "a", '"""A."""\n')
+    (sessions / "a.log").write_text("a's log\n")
+    replaced = write_session(sessions, "b", '"""B, which must survive."""\n')
+    inode = replaced.stat().st_ino
+    (sessions / "b.log").mkdir()  # the log cannot go there
+    with pytest.raises(SessionStoreError) as caught:
+        store.move("a", "b", force=True)
+    assert listing(sessions) == ["a.log", "a.py", "b.log", "b.py"]
+    assert store.docstring("b") == "B, which must survive." and (sessions / "b.py").stat().st_ino == inode
+    assert store.docstring("a") == "A." and (sessions / "a.log").read_text() == "a's log\n"
+    assert (
+        str(caught.value) == f"cannot rename {sessions / 'a.log'} to {sessions / 'b.log'}: it is a directory"
+    )
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_of_many_renames_of_one_session_at_once_exactly_one_happens(sessions, force):
+    threads_count, rounds = 6, 150
+    start = threading.Barrier(threads_count + 1, timeout=TIMEOUT)
+    outcomes: queue.Queue = queue.Queue()
+
+    def rename(index: int) -> None:
+        for _ in range(rounds):
+            start.wait()
+            try:
+                store.move("a", f"t{index}", force=force)
+            except SessionStoreError as error:
+                outcomes.put(str(error))
+            else:
+                outcomes.put("done")
+            start.wait()
+
+    threads = [threading.Thread(target=rename, args=(index,), daemon=True) for index in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(rounds):
+            write_session(sessions, "a", "x = 1\n")
+            start.wait()  # all rename at once
+            start.wait()  # all have finished
+            left = listing(sessions)
+            assert len(left) == 1 and left[0] != "a.py", left
+            (sessions / left[0]).unlink()
+    except BaseException:
+        start.abort()  # let the threads end
+        raise
+    finally:
+        for thread in threads:
+            thread.join(TIMEOUT)
+    results = [outcomes.get_nowait() for _ in range(threads_count * rounds)]
+    assert results.count("done") == rounds, [result for result in results if result != "done"][:3]
+    assert all(
+        result == "done" or "renamed or removed meanwhile" in result or "there is no session 'a'" in result
+        for result in results
+    ), set(results)
+
+
+def test_removing_several_sessions_is_all_or_none_when_one_cannot_go(sessions, immutable):
+    for name in ("a", "b", "c"):
+        write_session(sessions, name, f'"""{name}."""\n')
+    immutable(sessions / "b.py")
+    with pytest.raises(SessionStoreError) as caught:
+        store.remove_sessions(["a", "b", "c"])
+    assert listing(sessions) == ["a.py", "b.py", "c.py"] and store.docstring("a") == "a."
+    assert str(caught.value) == (
+        f"cannot remove {sessions / 'b.py'}: Operation not permitted; none of the sessions given was removed"
+    )
+
+
 def test_remove_checks_every_name_before_removing_any(sessions):
     for name in ("a", "b", "c"):
         write_session(sessions, name)
@@ -495,7 +696,9 @@ def test_checking_whether_a_session_runs_makes_no_file(sessions):
     [
         ("MULTIINSTANCE = True\n", True),
         ("MULTIINSTANCE: bool = True\n", True),
-        ("MULTIINSTANCE = 1\n", True),
+        ("MULTIINSTANCE = 1\n", False),  # only the literal True allows a second instance
+        ('MULTIINSTANCE = "False"\n', False),
+        ('MULTIINSTANCE = "no"\n', False),
         ("MULTIINSTANCE = False\n", False),
         ("MULTIINSTANCE = True\nMULTIINSTANCE = False\n", False),  # the last assignment wins
         ("import os\nMULTIINSTANCE = bool(os.environ)\n", False),  # not a literal: not known without running
@@ -697,6 +900,90 @@ def test_import_from_http_and_file_urls(sessions, tmp_path, http_server):
     assert listing(sessions) == []
 
 
+def test_an_import_failing_while_putting_sessions_in_place_puts_everything_back(sessions, tmp_path):
+    members = {f"m{index:04}.py": f'"""New {index}."""\n' for index in range(300)}
+    (tmp_path / "bundle.zip").write_bytes(zip_of(members))
+    for index in range(10):
+        write_session(sessions, f"m{index:04}", f'"""Old {index}."""\n').chmod(0o640)
+    (sessions / "m0150.py").mkdir()  # found only when the sessions are put in place, half-way through
+    before = {path.name: (path.stat().st_ino, path.stat().st_mode) for path in sessions.iterdir()}
+    refused(
+        lambda: store.import_sessions([str(tmp_path / "bundle.zip")], force=True),
+        f"cannot write the session 'm0150': {sessions / 'm0150.py'} is a directory",
+    )
+    assert {path.name: (path.stat().st_ino, path.stat().st_mode) for path in sessions.iterdir()} == before
+    assert [store.docstring(f"m{index:04}") for index in range(10)] == [
+        f"Old {index}." for index in range(10)
+    ]
+
+
+def test_what_one_import_unpacks_is_limited_in_all(sessions, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "MAX_IMPORT_TOTAL", 1000)
+    (tmp_path / "bundle.zip").write_bytes(zip_of({f"m{index}.py": "#" * 400 + "\n" for index in range(3)}))
+    refused(
+        lambda: store.import_sessions([str(tmp_path / "bundle.zip")]),
+        "bundle.zip",
+        "more than 1000 bytes in all",
+    )
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.py").write_text("#" * 400 + "\n")
+    sources = [str(tmp_path / f"{name}.py") for name in ("a", "b", "c")]
+    refused(lambda: store.import_sessions(sources), "c.py", "more than 1000 bytes in all")
+    assert listing(sessions) == []
+    assert store.import_sessions(sources[:2]) == ["a", "b"]  # each import has its own allowance
+    assert store.import_sessions(sources[2:]) == ["c"]
+
+
+def test_a_session_larger_than_any_is_refused_before_it_is_parsed(sessions, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "MAX_SESSION_BYTES", 1000)
+    (tmp_path / "dense.py").write_text("x = 1\n" * 200)  # 1200 bytes
+    (tmp_path / "dense.zip").write_bytes(zip_of({"dense.py": "x = 1\n" * 200}))
+    refused(
+        lambda: store.import_sessions([str(tmp_path / "dense.py")]),
+        "cannot import",
+        "dense.py: it is larger than 1000 bytes, which no session is",
+    )
+    refused(
+        lambda: store.import_sessions([str(tmp_path / "dense.zip")]),
+        "dense.zip:dense.py: it is larger than 1000 bytes, which no session is",
+    )
+    assert listing(sessions) == []
+
+
+def test_an_oversized_download_is_one_message(sessions, monkeypatch, http_server):
+    base, www = http_server
+    monkeypatch.setattr(store, "MAX_IMPORT_BYTES", 1000)
+    (www / "huge.py").write_text("x = 1\n" * 1000)
+    message = refused(lambda: store.import_sessions([f"{base}/huge.py"]))
+    assert message == f"cannot import {base}/huge.py: it is larger than 1000 bytes, more than an import reads"
+    assert listing(sessions) == []
+
+
+def trickle(connection: socket.socket, stop: threading.Event) -> None:
+    """An HTTP answer that never ends: its head, then one byte every 0.2 s until ``stop``."""
+    connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n")
+    while not stop.wait(0.2):
+        connection.sendall(b"#")
+
+
+def test_a_url_that_takes_too_long_in_all_is_given_up(sessions, raw_server, monkeypatch):
+    monkeypatch.setattr(store, "URL_TIMEOUT", 1)
+    url = raw_server(trickle) + "/slow.py"
+    outcome: queue.Queue = queue.Queue()
+
+    def fetch() -> None:
+        try:
+            store.import_sessions([url])
+        except SessionStoreError as error:
+            outcome.put(str(error))
+        else:
+            outcome.put("imported")
+
+    threading.Thread(target=fetch, daemon=True).start()
+    assert outcome.get(timeout=5) == f"cannot fetch {url}: it did not arrive within 1 s"
+    assert listing(sessions) == []
+
+
 # -- logs ---------------------------------------------------------------------------------------------
 
 
@@ -713,9 +1000,9 @@ class Follower:
         )
         self.thread.start()
 
-    def expect(self, text: bytes) -> None:
+    def expect(self, text: bytes, timeout: float = TIMEOUT) -> None:
         while text not in self.seen:
-            self.seen += self.chunks.get(timeout=TIMEOUT)
+            self.seen += self.chunks.get(timeout=timeout)
 
     def note(self, fragment: str) -> None:
         while fragment not in self.notes.get(timeout=TIMEOUT):
@@ -769,3 +1056,27 @@ def test_follow_passes_bytes_as_they_are(tmp_path):
         follower.expect(b"caf\xe9 latin-1 \xff\n")
     finally:
         follower.close()
+
+
+def test_follow_sees_a_log_rewritten_in_place_longer_than_it_was(tmp_path):
+    path = tmp_path / "tomo.log"
+    path.write_bytes(b"2024-05-01 12:00:00 the old log\n")
+    follower = Follower(path)
+    try:
+        follower.expect(b"the old log\n")
+        new = b"2024-05-02 08:00:00 a new log, longer than the old one was\n" * 3
+        descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC)  # the same file, emptied and written again
+        try:
+            os.write(descriptor, new)
+        finally:
+            os.close(descriptor)
+        follower.expect(new, timeout=5)
+        follower.note("was truncated; following it from its start")
+        assert follower.seen == b"2024-05-01 12:00:00 the old log\n" + new
+    finally:
+        follower.close()
+
+
+def test_follow_of_what_cannot_be_read_is_one_error(tmp_path):
+    (tmp_path / "tomo.log").mkdir()
+    refused(lambda: store.follow(tmp_path / "tomo.log", lambda chunk: None), "cannot read", "tomo.log")
