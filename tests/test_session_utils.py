@@ -78,7 +78,13 @@ def slow_motor() -> LinearMotor:
 
 
 def wait_until_moving(motor) -> None:
-    busy_wait(lambda: motor.state == "moving", 0.001, TIMEOUT)
+    """Wait until the motor really moves: in state 'moving' and its position changing.
+
+    The state turns 'moving' a moment before the simulated axis starts; a
+    stop in that moment is not what these tests are about.
+    """
+    start = motor.position
+    busy_wait(lambda: motor.state == "moving" and motor.position != start, 0.001, TIMEOUT)
 
 
 # -- dstate -----------------------------------------------------------------------------------
@@ -778,6 +784,71 @@ def test_stop_all_with_nothing_to_stop_says_so_and_reads_the_session_namespace(m
     main.shutter = Shutter()
     assert utils.stop_all(reason="Ctrl-K", report=False).devices == ["shutter"]
     assert capsys.readouterr().err == ""
+
+
+def test_stop_all_leaves_work_submitted_while_it_ran_alone(asynchronous):
+    submitted = []
+
+    class Starter(Device):
+        """A device that, while it is being stopped, has someone start a move elsewhere."""
+
+        def _emergency_stop(self):
+            submitted.append(other.move(0.2 * q.mm))  # 0.2 s: it still runs when stop_all() returns
+
+    motor, other = slow_motor(), slow_motor()
+    future = motor.move(500 * q.mm)
+    wait_until_moving(motor)
+    result = utils.stop_all({"motor": motor, "starter": Starter()}, "Ctrl-K", report=False)
+    assert result.operations == [f"{motor!r}.move(+500 mm)"]
+    assert future.cancelled() or future.exception(TIMEOUT) is None
+    assert submitted[0].result(TIMEOUT) is None  # new work: it ran to its end
+    assert other.position == 0.2 * q.mm
+
+
+def test_stop_all_stops_the_devices_at_once_and_says_which_it_waits_for():
+    together = threading.Barrier(2, timeout=5)
+
+    class Meeting(Device):
+        """A device whose emergency stop returns only once the other one's has begun."""
+
+        def _emergency_stop(self):
+            together.wait()
+
+    seen = []
+    result = utils.stop_all({"a": Meeting(), "b": Meeting()}, "Ctrl-K", report=False, progress=seen.append)
+    assert result.devices == ["a", "b"] and result.failed == []
+    assert seen[0] == ["a", "b"] and seen[-1] == [] and all(len(still) <= 2 for still in seen)
+
+
+def test_stop_all_lists_a_blocking_write_running_on_a_device():
+    motor = slow_motor()
+    outcome = []
+
+    def write():
+        try:
+            motor.position = 500 * q.mm  # blocking, outside any future
+        except CancelledError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    wait_until_moving(motor)
+    result = utils.stop_all({"motor": motor}, "Ctrl-K", report=False)
+    thread.join(TIMEOUT)
+    assert result.operations == [f"{motor!r}.position = 500 mm"]
+    assert len(outcome) == 1 and str(outcome[0]).startswith(f"{motor!r}.position = 500 mm was stopped by")
+    assert motor.state == "standby" and motor.position < 500 * q.mm
+
+
+def test_the_helpers_and_stopping_import_neither_numpy_nor_pint():
+    code = (
+        "import sys\n"
+        "from concert.session import utils\n"
+        "print(utils.stop_all({}, 'x', report=False), [m for m in ('numpy', 'pint') if m in sys.modules])\n"
+    )
+    result = run_python(code, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Stopped(operations=[], tasks=[], devices=[], failed=[]) []\n"
 
 
 def test_a_long_summary_is_shortened():

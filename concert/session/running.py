@@ -10,17 +10,21 @@ coroutine on the calling thread's Concert loop
 loop its prompt runs.
 
 ``concert run NAME|FILE [ARGS...]`` runs a session without a shell: the
-session sees ``sys.argv == [FILE, *ARGS]``; the exit status is 0 when it
-ends normally, 1 when it raises (its traceback is printed, without
-Concert's frames, then one line saying so), what it passes to
-``sys.exit()``, and 130 after Ctrl-C, which stops every operation still
-running (stop actions run: motors stop where they are) and prints one line
-saying what was stopped. A session that ends normally waits for the
-operations and tasks it started in the background, as a script does.
+session sees ``sys.argv == [FILE, *ARGS]`` exactly as given (a ``--``
+among them included) and its directory first on ``sys.path``
+(:func:`as_script`, which ``concert start`` uses too); the exit status is
+0 when it ends normally, 1 when it raises (its traceback is printed,
+without Concert's frames, then one line saying so, :func:`one_line`), what
+it passes to ``sys.exit()``, and 130 after Ctrl-C, which stops every
+operation still running (stop actions run: motors stop where they are)
+and prints one line saying what was stopped (:func:`interrupted`). A
+session that ends normally waits for the operations and tasks it started
+in the background, as a script does.
 
 Nothing heavy is imported with this module (``concert --help`` loads every
 command's module): Concert's devices, asyncio and IPython are imported
-when a session needs them.
+when a session needs them -- and never by the handling of a Ctrl-C, which
+may have cut a session's ``import numpy`` short (:func:`stop_running`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import sys
 import threading
 import types
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, MutableMapping, Optional, Sequence, TextIO
+from typing import Any, Callable, Iterator, List, MutableMapping, Optional, Sequence, TextIO, Tuple
 
 from concert.cli import SubCommand
 from concert.exceptions import ConfigurationError, SessionStoreError
@@ -44,17 +48,22 @@ from concert.session import store
 
 __all__ = [
     "LEVELS",
+    "Interrupt",
     "RunCommand",
     "Session",
     "add_logging_arguments",
     "as_main",
+    "as_script",
     "compile_session",
     "find_session",
     "find_target",
+    "interrupted",
     "logging_to",
+    "one_line",
     "print_failure",
     "run_source",
     "session_lock",
+    "stop_running",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -343,17 +352,47 @@ def _trimmed(error: BaseException, filename: str) -> Optional[types.TracebackTyp
     return tb
 
 
+_CONCERT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # Concert's package
+
+
+def _is_concerts(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_CONCERT)
+
+
 def print_failure(error: BaseException, session: Session, stream: Optional[TextIO] = None) -> None:
-    """Print ``error``'s traceback from the session's first frame on (Concert's runner frames left out)."""
+    """Print ``error``'s traceback from the session's first frame on (Concert's runner frames left out).
+
+    After a Ctrl-C (:class:`KeyboardInterrupt`) the frames of Concert's
+    own code it was caught in last (a wait, the signal handler) are left
+    out too: what matters is the session's line it stopped; one that
+    arrived while a top-level ``await`` waited shows no frame at all (the
+    event loop's are of no use, the caller says the line).
+    """
     import traceback
 
     stream = sys.stderr if stream is None else stream
     tb = _trimmed(error, session.filename)
-    if tb is None and not isinstance(error, SyntaxError):  # raised before the session's code ran
+    if tb is None and not isinstance(error, (SyntaxError, KeyboardInterrupt)):  # raised before it ran
         tb = error.__traceback__
-    lines = traceback.format_exception(type(error), error, tb)
-    stream.write("".join(lines))
+    shown = traceback.TracebackException(type(error), error, tb)
+    if isinstance(error, KeyboardInterrupt):
+        frames = list(shown.stack)
+        while len(frames) > 1 and _is_concerts(frames[-1].filename):
+            frames.pop()
+        shown.stack = traceback.StackSummary.from_list(frames)
+    stream.write("".join(shown.format()))
     stream.flush()
+
+
+def one_line(error: BaseException) -> str:
+    """The error on one line: ``ValueError: bad value`` (a message of several lines joined)."""
+    kind = type(error)
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__"):
+        name = f"{kind.__module__}.{name}"
+    text = error.msg if isinstance(error, SyntaxError) and error.msg else str(error)
+    text = " ".join(text.split())
+    return f"{name}: {text}" if text else name
 
 
 def _where(error: BaseException, session: Session) -> str:
@@ -376,42 +415,58 @@ def _waited_for(error: BaseException, session: Session) -> List[str]:
     those of the session's own file left out (a future it stored earlier
     was not interrupted).
     """
-    from concert.futures import Future
-
+    future_class = getattr(sys.modules.get("concert.futures"), "Future", None)
+    if not isinstance(future_class, type):  # no future exists before concert.futures was imported
+        return []
     found: List[str] = []
     tb = error.__traceback__
     while tb is not None:
         frame = tb.tb_frame
         if frame.f_code.co_filename != session.filename:
             for value in list(frame.f_locals.values()):
-                if isinstance(value, Future) and value.cancelled() and value.name not in found:
+                if isinstance(value, future_class) and value.cancelled() and value.name not in found:
                     found.append(value.name)
         tb = tb.tb_next
     return found
 
 
 @contextlib.contextmanager
-def as_main(session: Session, argv: Sequence[str]) -> Iterator[MutableMapping[str, Any]]:
-    """A fresh ``__main__`` module for the session while the block runs; yields its namespace.
+def as_script(session: Session, argv: Sequence[str] = ()) -> Iterator[None]:
+    """``sys.argv`` and ``sys.path`` as ``python FILE ARGS...`` has them, while the block runs.
 
-    ``sys.argv`` is ``[session file, *argv]`` and the session's directory
-    comes first on ``sys.path`` (as for ``python FILE``); all three are
-    put back afterwards.
+    ``sys.argv`` is ``[session file, *argv]`` (``['', *argv]`` without a
+    file, as for ``python``) and the session file's directory comes first on
+    ``sys.path``, so that a session imports the modules beside it. Both are
+    put back afterwards. ``concert run`` and ``concert start`` both use it.
     """
-    module = types.ModuleType("__main__")  # the session's docstring becomes its __doc__ when it runs
-    module.__dict__.update({"__builtins__": builtins, "__spec__": None, "__loader__": None})
-    saved_main, saved_argv, saved_path = sys.modules.get("__main__"), sys.argv, list(sys.path)
-    sys.modules["__main__"] = module
-    sys.argv = [session.filename, *argv]
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [str(session.path) if session.path is not None else "", *argv]
     if session.path is not None:
         sys.path.insert(0, str(session.path.parent))
     try:
-        yield module.__dict__
+        yield
+    finally:
+        sys.argv = saved_argv
+        sys.path[:] = saved_path
+
+
+@contextlib.contextmanager
+def as_main(session: Session, argv: Sequence[str]) -> Iterator[MutableMapping[str, Any]]:
+    """A fresh ``__main__`` module for the session while the block runs; yields its namespace.
+
+    ``sys.argv`` and ``sys.path`` are set by :func:`as_script`; all three
+    are put back afterwards.
+    """
+    module = types.ModuleType("__main__")  # the session's docstring becomes its __doc__ when it runs
+    module.__dict__.update({"__builtins__": builtins, "__spec__": None, "__loader__": None})
+    saved_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
+    try:
+        with as_script(session, argv):
+            yield module.__dict__
     finally:
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
-        sys.argv = saved_argv
-        sys.path[:] = saved_path
 
 
 def _wait_for_background() -> None:
@@ -443,36 +498,65 @@ def _ignore_ctrl_c() -> Any:
     return signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class _Interrupt:
-    """What a Ctrl-C during a session's top-level ``await`` found before its task was cancelled."""
+def stop_running(reason: str = "Ctrl-C") -> List[str]:
+    """Ask every Concert operation and task still running to stop; return their names. Never raises.
+
+    What a Ctrl-C that ended a session does (:func:`concert.session.utils.stop_all`
+    without devices). Nothing is imported when Concert never ran anything
+    (nothing can be running then), and nothing heavy otherwise: the Ctrl-C
+    may have cut an ``import numpy`` short, after which numpy cannot be
+    imported again. A failure is logged.
+    """
+    if "concert.executor" not in sys.modules and "concert.coroutines.aio" not in sys.modules:
+        return []
+    try:
+        from concert.session.utils import stop_all
+
+        stopped = stop_all({}, reason, report=False)
+    except Exception:
+        LOG.exception("%s: stopping what still ran failed", reason)
+        return []
+    return stopped.operations + stopped.tasks
+
+
+class Interrupt:
+    """What a Ctrl-C during a session's top-level ``await`` found before its task was cancelled.
+
+    Given to :func:`run_source` as ``on_interrupt``; read by :func:`interrupted`.
+    """
 
     def __init__(self) -> None:
         self.line: Optional[int] = None
         self.stopped: List[str] = []
 
     def __call__(self, line: Optional[int]) -> None:
-        from concert.session.utils import stop_all
-
         self.line = line
-        stopped = stop_all({}, "Ctrl-C", report=False)
-        self.stopped = stopped.operations + stopped.tasks
+        self.stopped = stop_running("Ctrl-C")
 
 
-def _interrupted(session: Session, error: BaseException, interrupt: _Interrupt) -> str:
-    """Stop what still runs after a Ctrl-C; return the one line saying what was stopped."""
-    from concert.session.utils import stop_all
+def interrupted(
+    session: Session, error: BaseException, interrupt: Optional[Interrupt] = None
+) -> Tuple[str, str]:
+    """Stop what still runs after a Ctrl-C ended the session; say where it was and what was stopped.
 
-    stopped = stop_all({}, "Ctrl-C", report=False)
-    names = interrupt.stopped + _waited_for(error, session)
-    names += [name for name in stopped.operations + stopped.tasks if name not in names]
-    names = list(dict.fromkeys(names))
-    where = _where(error, session)
-    if not where and interrupt.line is not None:
-        where = f" at {os.path.basename(session.filename)}, line {interrupt.line}"
-    line = (
-        f"concert run: {session.label} stopped by Ctrl-C{where or ' while it waited for its background work'}"
-    )
-    return line + (f"; stopped {', '.join(names)}" if names else "")
+    Returns ``(' at demo.py, line 7', 'LinearMotor#1.move(+500 mm), ...')``:
+    the session's line the Ctrl-C arrived at (``''`` if none) and the names
+    of the operations and tasks stopped (``''`` if none), the future the
+    session waited for first. Never raises; imports nothing heavy (see
+    :func:`stop_running`).
+    """
+    names: List[str] = []
+    where = ""
+    try:
+        stopped = stop_running("Ctrl-C")
+        names = (interrupt.stopped if interrupt is not None else []) + _waited_for(error, session)
+        names = list(dict.fromkeys(names + stopped))
+        where = _where(error, session)
+        if not where and interrupt is not None and interrupt.line is not None:
+            where = f" at {os.path.basename(session.filename)}, line {interrupt.line}"
+    except Exception:  # the one line and the exit status come whatever happens
+        LOG.exception("Ctrl-C: looking at what was stopped failed")
+    return where, ", ".join(names)
 
 
 class RunCommand(SubCommand):
@@ -481,24 +565,43 @@ class RunCommand(SubCommand):
     name = "run"
     help = "run a session (or a Python file) without a shell"
 
+    _parser: Optional[argparse.ArgumentParser] = None  # the parser its arguments came from (for usage errors)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_logging_arguments(parser)
-        parser.add_argument("session", metavar="NAME|FILE", help="a session's name, or a Python file")
-        rest = parser.add_argument(
-            "args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed to it in sys.argv[1:]"
+        # One REMAINDER: the session and its arguments exactly as given, a `--` among them included
+        # (argparse drops a `--` that follows a positional argument).
+        parser.add_argument(
+            "command_line",
+            nargs=argparse.REMAINDER,
+            metavar="NAME|FILE [ARGS...]",
+            help="a session's name or a Python file, and the arguments it gets in sys.argv[1:]",
         )
-        rest.required = False  # argparse counts a REMAINDER as required in its error messages
+        parser.usage = f"{parser.prog} [--loglevel LEVEL] [--logto stderr|file] NAME|FILE [ARGS...]"
+        self._parser = parser
 
-    def run(self, session: str, args: Sequence[str] = (), loglevel: str = "info", logto: str = "file") -> int:
+    def run(self, command_line: Sequence[str] = (), loglevel: str = "info", logto: str = "file") -> int:
         """Run the session; return 0, 1 if it raised, 130 after Ctrl-C (``SystemExit`` is passed on).
 
-        :raises SessionStoreError: an unknown session or unreadable file, or it runs elsewhere.
+        ``command_line`` is ``[NAME|FILE, *ARGS]``; a ``--`` in front of it
+        only ends ``concert run``'s own options. The session sees
+        ``sys.argv == [FILE, *ARGS]``, as ``python FILE ARGS...`` would.
+
+        :raises SessionStoreError: an unknown session or unreadable file, or it runs elsewhere; no
+            session given (outside the command line, where that is a usage error, exit status 2).
         :raises ConfigurationError: a bad ``--loglevel`` or ``--logto``.
         """
-        found = find_target(session)
-        with logging_to(found, loglevel, logto), session_lock(found), as_main(found, list(args)) as namespace:
+        words = list(command_line)
+        if words[:1] == ["--"]:
+            words = words[1:]
+        if not words:
+            if self._parser is not None:
+                self._parser.error("give a session's name or a Python file")
+            raise SessionStoreError("give a session's name or a Python file to run")
+        found = find_target(words[0])
+        with logging_to(found, loglevel, logto), session_lock(found), as_main(found, words[1:]) as namespace:
             LOG.info("concert run: %s (%s) started, PID %d", found.label, found.filename, os.getpid())
-            interrupt = _Interrupt()
+            interrupt = Interrupt()
             try:
                 try:
                     run_source(found, namespace, interrupt)
@@ -507,7 +610,12 @@ class RunCommand(SubCommand):
                 _wait_for_background()
             except KeyboardInterrupt as error:
                 _ignore_ctrl_c()  # a second Ctrl-C would only cut the stopping short; the process ends next
-                line = _interrupted(found, error, interrupt)
+                where, names = interrupted(found, error, interrupt)
+                line = (
+                    f"concert run: {found.label} stopped by Ctrl-C"
+                    f"{where or ' while it waited for its background work'}"
+                    + (f"; stopped {names}" if names else "")
+                )
                 LOG.warning("%s", line)
                 print(line, file=sys.stderr, flush=True)
                 return 130
@@ -515,13 +623,8 @@ class RunCommand(SubCommand):
                 LOG.info("concert run: %s exited with %r", found.label, error.code)
                 raise
             except BaseException as error:  # the session's own failure: its traceback, then one line
-                import traceback
-
                 print_failure(error, found)
-                line = (
-                    f"concert run: {found.label} failed{_where(error, found)}: "
-                    + ("".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1])
-                )
+                line = f"concert run: {found.label} failed{_where(error, found)}: {one_line(error)}"
                 trimmed = _trimmed(error, found.filename) or error.__traceback__
                 LOG.error("%s", line, exc_info=(type(error), error, trimmed))
                 print(line, file=sys.stderr, flush=True)

@@ -57,27 +57,31 @@ from typing import (
     Union,
 )
 
+# Only light modules here (no numpy, no pint): Ctrl-C handling imports this module to stop what
+# runs, perhaps after a Ctrl-C cut a session's `import numpy` short, when numpy cannot be imported
+# again. Devices and parameters are found through sys.modules (none exists before its module is).
 from concert import executor
 from concert.checks import is_integer
 from concert.cli import SubCommand as SubCommand  # re-exported: where seed 003 has it
-from concert.devices.base import Device
 from concert.exceptions import SessionError as SessionError  # re-exported: where the legacy API has it
 from concert.futures import (
     Future,
     awaited_by,
     current_future,
     is_async,
+    next_order,
     on_cancel,
     request_cancel_logged,
     run_in_thread,
 )
 from concert.naming import describe_value, instance_name, name_of
-from concert.parameters import Parameterizable, ParameterValue
-from concert.quantities import q
 from concert.timeouts import to_seconds
 
 if TYPE_CHECKING:
     from prettytable import PrettyTable
+
+    from concert.devices.base import Device
+    from concert.parameters import Parameterizable, ParameterValue
 
 __all__ = [
     "BLACKLIST",
@@ -178,12 +182,23 @@ def _public_items(mapping: Mapping) -> List[Tuple[str, Any]]:
     return sorted(public, key=lambda item: item[0])
 
 
+def _loaded_class(module: str, name: str) -> Any:
+    """The class ``module.name`` if that module was imported, else ``()`` (``isinstance`` is then false).
+
+    No instance of a class can exist before its module was imported, so the
+    helpers need not import (and pay for) Concert's devices to look for them.
+    """
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else ()
+
+
 def _devices(mapping: Mapping) -> List[Tuple[str, Device]]:
     """Every device of ``mapping`` once, as ``('name, other_name', device)``, in name order."""
     names: Dict[int, List[str]] = {}
     devices: Dict[int, Device] = {}
+    device_class = _loaded_class("concert.devices.base", "Device")
     for name, value in _public_items(mapping):
-        if isinstance(value, Device):
+        if isinstance(value, device_class):
             names.setdefault(id(value), []).append(name)
             devices[id(value)] = value
     return [(", ".join(names[key]), devices[key]) for key in devices]
@@ -386,7 +401,7 @@ def pdoc(obj: Any = None, hide_blacklisted: bool = True, namespace: Namespace = 
     if obj is None or isinstance(obj, bool):
         hide = hide_blacklisted if obj is None else obj
         return _processes_table(_resolve(namespace, "pdoc"), bool(hide))
-    if isinstance(obj, Parameterizable):
+    if isinstance(obj, _loaded_class("concert.parameters", "Parameterizable")):
         return _device_table(obj)
     if callable(obj) and not isinstance(obj, type):
         table = get_default_table(["Name", "Description"], widths=[24, None])
@@ -491,6 +506,12 @@ def code_of(func: Any) -> None:
 _monitors: weakref.WeakSet = weakref.WeakSet()
 
 
+def _end_polls(reason: str) -> None:
+    """End every poll of :func:`check_emergency_stop` (the session is over); do not wait for them."""
+    for future in list(_monitors):
+        request_cancel_logged(future, reason)
+
+
 def _skip_names(skip: Any, helper: str = "abort_awaiting") -> Tuple[str, ...]:
     if skip is None:
         return ()
@@ -525,12 +546,28 @@ def _awaited() -> List[Any]:
     return list(found.values())
 
 
-def _abort(names: Tuple[str, ...], reason: str) -> List[Future]:
+def _running_on(device: Any) -> List[Any]:
+    """The futures of the calls running on ``device`` now (see :mod:`concert.operations`), a snapshot."""
+    calls = getattr(device, "__dict__", {}).get("_calls")
+    if not calls:
+        return []
+    for _ in range(100):
+        try:
+            return list(calls)  # one step for a dict keyed by futures (identity hashes: no Python code runs)
+        except RuntimeError:  # changed size meanwhile
+            continue
+    return []
+
+
+def _abort(names: Tuple[str, ...], reason: str, before: Optional[int] = None) -> List[Future]:
+    """Ask the operations of :func:`_awaited` to stop (not ``names``; only those submitted ``before``)."""
     current = current_future()
     stopped = []
     for future in _awaited():
         if future.done() or future is current or future in _monitors or _is_skipped(future, names):
             continue
+        if before is not None and getattr(future, "order", 0) >= before:
+            continue  # submitted after the stop began: new work, which runs
         if request_cancel_logged(future, reason):
             stopped.append(future)
     return stopped
@@ -560,26 +597,40 @@ def _task_is_skipped(task: Any, names: Tuple[str, ...]) -> bool:
     return task.get_name() in names or shown in names or shown[:-2] in names
 
 
-def _cancel_tasks(names: Tuple[str, ...], reason: str) -> List[Any]:
+def _running_tasks() -> List[Any]:
+    """The tasks of :func:`concert.coroutines.aio.start` not ended yet (none before it was imported)."""
+    aio = sys.modules.get("concert.coroutines.aio")
+    running_tasks = getattr(aio, "running_tasks", None)
+    if "asyncio" not in sys.modules or running_tasks is None:
+        return []
+    return [task for task in running_tasks() if not task.done()]
+
+
+def _cancel_tasks(names: Tuple[str, ...], reason: str, tasks: Optional[List[Any]] = None) -> List[Any]:
     """Cancel the asyncio tasks :func:`concert.coroutines.aio.start` made (not ``names``); return them.
 
     A task is cancelled in its loop's thread: directly when that is this
     thread's running loop, else through ``loop.call_soon_threadsafe`` (it
     happens when the loop next runs). The task calling this is left alone.
+    ``tasks`` are those running when the stop began (all running now by
+    default): one of them that has ended cancelled since -- the Concert
+    future it awaited was stopped first -- is among those returned too.
     """
     asyncio = sys.modules.get("asyncio")
     if asyncio is None:  # no task can exist before asyncio is imported
         return []
-    from concert.coroutines.aio import running_tasks
-
     try:
         here = asyncio.get_running_loop()
     except RuntimeError:
         here = None
     current = asyncio.current_task() if here is not None else None
     cancelled = []
-    for task in running_tasks():
-        if task.done() or task is current or _task_is_skipped(task, names):
+    for task in _running_tasks() if tasks is None else tasks:
+        if task is current or _task_is_skipped(task, names):
+            continue
+        if task.done():
+            if task.cancelled():  # its future was stopped meanwhile: stopped by this all the same
+                cancelled.append(task)
             continue
         loop = task.get_loop()
         if loop is here:
@@ -621,8 +672,9 @@ def abort_awaiting(skip: Union[str, Iterable[str], None] = None) -> List[Any]:
     :raises SessionError: if ``skip`` is neither a name nor a list of names.
     """
     names = _skip_names(skip)
+    tasks = _running_tasks()  # before their futures are stopped, which may end them
     futures: List[Any] = _abort(names, "abort_awaiting()")
-    return futures + _cancel_tasks(names, "abort_awaiting()")
+    return futures + _cancel_tasks(names, "abort_awaiting()", tasks)
 
 
 class Stopped(NamedTuple):
@@ -658,45 +710,73 @@ def _listed(names: List[str], most: int = 8) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def stop_all(namespace: Namespace = None, reason: str = "stop_all()", report: bool = True) -> Stopped:
+def stop_all(
+    namespace: Namespace = None,
+    reason: str = "stop_all()",
+    report: bool = True,
+    progress: Optional[Callable[[List[str]], None]] = None,
+) -> Stopped:
     """Stop everything the session does: what ``Ctrl-K``, ``Ctrl-\\`` and a tripped emergency check do.
 
-    In this order: every Concert operation the pool runs or has queued,
-    and every future a thread waits for, gets a cancel request with
-    ``reason`` (stop actions run in the calling thread; the operation's
-    :class:`~concurrent.futures.CancelledError` then says ``... was
-    stopped by <reason>``); every asyncio task started with
-    :func:`concert.coroutines.aio.start` is cancelled (in its loop's
+    In this order: every Concert operation submitted before this call
+    that the pool runs or has queued, and every future a thread waits for,
+    gets a cancel request with ``reason`` (stop actions run in the calling
+    thread; the operation's :class:`~concurrent.futures.CancelledError`
+    then says ``... was stopped by <reason>``); every asyncio task started
+    with :func:`concert.coroutines.aio.start` is cancelled (in its loop's
     thread, see :func:`abort_awaiting`); ``emergency_stop()`` is called on
     every device of ``namespace`` (the session's by default, see the module
-    documentation), one after the other, in the calling thread; and the
-    operations started meanwhile are asked to stop too. The polls of
+    documentation), all at once, each in a thread of its own (a single
+    device in the calling thread), so that a device slow to stop holds
+    none of the others up -- that also stops the calls running on the
+    device outside any future, such as a blocking ``motor.position = ...``
+    typed at the prompt, which are listed with the operations; last, the
+    operations submitted before this call that the first look missed are
+    asked to stop too. Work submitted after this call began is new work
+    and runs (a device's own fence, see
+    :meth:`~concert.devices.base.Device.emergency_stop`, still refuses
+    what was submitted before *its* stop). The polls of
     :func:`check_emergency_stop` and the operation calling this are left
     running. A device whose ``emergency_stop()`` raises is logged with its
     traceback and the others are still stopped; nothing here raises for a
     device.
 
+    ``progress``, if given, is called in the calling thread with the names
+    of the devices whose ``emergency_stop()`` has not returned yet: first
+    with all of them, then each time one returns (last with ``[]``).
+
     With ``report`` one line on standard error and a log warning say what
     was stopped (:meth:`Stopped.summary`); without, the caller says it, and
     the log has it at level ``INFO``. Returns once every
     device's ``emergency_stop()`` has returned; it does not wait for the
-    operations to end. Callable from any thread, at any time.
+    operations to end. Callable from any thread, at any time; a Ctrl-C
+    while it waits for the devices ends the wait (they go on stopping).
 
     :raises SessionError: for a ``namespace`` that is neither mapping nor module.
     """
     mapping = _resolve(namespace, "stop_all")
-    operations = _abort((), reason)  # first: their CancelledError names the reason, not the task's end
-    tasks = [task_name(task) for task in _cancel_tasks((), reason)]
-    stopped, failed = [], []
-    for names, device in _devices(mapping):
-        try:
-            device.emergency_stop()
-            stopped.append(names)
-        except Exception:  # the other devices must still be stopped
-            LOG.exception("%s: emergency_stop() of %s failed", reason, names)
-            failed.append(names)
-    again = _abort((), reason)  # anything started while the devices were being stopped
-    operations += [future for future in again if all(future is not other for other in operations)]
+    began = next_order()  # what is submitted from now on is new work
+    devices = _devices(mapping)
+    running_tasks = _running_tasks()  # before their futures are stopped, which may end them
+    # First: the operations' CancelledError then names the reason, not the device's stop or a task's end.
+    operations = _abort((), reason, before=began)
+    # The calls running on the devices outside any future (a blocking `motor.position = ...`) are
+    # stopped by the devices' emergency_stop() below, which asks every call running on it to stop.
+    # (Asking them here first would name the reason in their CancelledError, but the device's call
+    # can then end before its stop actions have, and return as if it had not been stopped.)
+    current = current_future()
+    calls = [
+        future
+        for _, device in devices
+        for future in _running_on(device)
+        if not future.done() and future is not current and getattr(future, "order", 0) < began
+    ]
+    tasks = [task_name(task) for task in _cancel_tasks((), reason, running_tasks)]
+    stopped, failed = _emergency_stop_all(devices, reason, progress)
+    again = _abort((), reason, before=began)  # submitted before, missed by the first look
+    for future in again + calls:
+        if all(future is not other for other in operations):
+            operations.append(future)
     result = Stopped([future.name for future in operations], tasks, stopped, failed)
     if report:
         line = result.summary(reason)
@@ -719,6 +799,62 @@ def stop_all(namespace: Namespace = None, reason: str = "stop_all()", report: bo
     return result
 
 
+def _emergency_stop_all(
+    devices: List[Tuple[str, Any]], reason: str, progress: Optional[Callable[[List[str]], None]]
+) -> Tuple[List[str], List[str]]:
+    """Call ``emergency_stop()`` on every device at once; return the names stopped and those that failed.
+
+    Both lists are in the order of ``devices``. Each device stops in a
+    thread of its own (a single one in the calling thread); this returns
+    when all have returned.
+    """
+    outcome: Dict[str, bool] = {}  # names -> whether emergency_stop() returned; guarded by `changed`
+    changed = threading.Condition()
+
+    def stop(names: str, device: Any) -> None:
+        ok = False
+        try:
+            device.emergency_stop()
+            ok = True
+        except Exception:  # the other devices must still be stopped
+            LOG.exception("%s: emergency_stop() of %s failed", reason, names)
+        finally:
+            with changed:
+                outcome[names] = ok
+                changed.notify_all()
+
+    def report() -> int:
+        with changed:
+            still = [names for names, _ in devices if names not in outcome]
+        if progress is not None:
+            try:
+                progress(still)
+            except Exception:
+                LOG.exception("%s: the progress callback of stop_all() raised", reason)
+        return len(still)
+
+    report()
+    if len(devices) == 1:
+        stop(*devices[0])
+    else:
+        for names, device in devices:
+            thread = threading.Thread(target=stop, args=(names, device), name=f"concert-stop-{names}")
+            thread.daemon = True
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had (interpreter shutdown): stop it here
+                stop(names, device)
+    waiting = report()
+    while waiting:
+        with changed:
+            while len(outcome) == len(devices) - waiting:
+                changed.wait(0.1)
+        waiting = report()
+    stopped = [names for names, _ in devices if outcome.get(names)]
+    failed = [names for names, _ in devices if not outcome.get(names)]
+    return stopped, failed
+
+
 def _emergency(mapping: Mapping, reason: str, exit_session: bool) -> None:
     """What a tripped check does: :func:`stop_all` on the check's namespace, then maybe exit."""
     stop_all(mapping, reason)
@@ -726,8 +862,20 @@ def _emergency(mapping: Mapping, reason: str, exit_session: bool) -> None:
         _exit_session(reason)
 
 
+#: Why the session is asked to end, set by ``check_emergency_stop(..., exit_session=True)`` just before
+#: it sends SIGTERM (the shell names it in its last line); written once, by that poll's thread.
+exit_reason: Optional[str] = None
+
+
 def _exit_session(reason: str) -> None:
-    """End the session's process with SIGTERM, after flushing what it wrote."""
+    """End the session's process with SIGTERM, after flushing what it wrote.
+
+    In ``concert start`` the shell's SIGTERM handler ends the shell as
+    ``exit`` does (:mod:`concert.session.shell`); elsewhere SIGTERM ends
+    the process, unless the session handles that signal itself.
+    """
+    global exit_reason
+    exit_reason = reason
     LOG.critical("%s: exiting the session (exit_session=True)", reason)
     for handler in logging.getLogger().handlers:
         try:
@@ -744,13 +892,13 @@ def _exit_session(reason: str) -> None:
 
 def check_emergency_stop(
     check: Callable[[], Any],
-    poll_interval: Any = 0.1 * q.s,
+    poll_interval: Any = 0.1,
     exit_session: bool = False,
     namespace: Namespace = None,
 ) -> Future:
     """Poll ``check()`` in the background; when it turns true, stop everything; return the poll's Future.
 
-    Every ``poll_interval`` (a time quantity or seconds, > 0) ``check()`` is
+    Every ``poll_interval`` (a time quantity or seconds, > 0; 0.1 s by default) ``check()`` is
     called in a thread of its own (in either mode of
     :data:`concert.config.DISABLE_ASYNC`: it is a monitor, not an operation).
     When it returns something true, the emergency stop happens once:
@@ -764,9 +912,11 @@ def check_emergency_stop(
     true everything is stopped again.
 
     With ``exit_session`` the session's process ends after the stop: it
-    is sent ``SIGTERM`` (logs and standard streams flushed first), which
-    ends it whatever its main thread is doing, unless the session installed
-    a handler for that signal.
+    is sent ``SIGTERM`` (logs and standard streams flushed first). In the
+    shell (``concert start``) that ends the shell as ``exit`` does, with its
+    terminal restored, its leftovers stopped and its log closed, whatever
+    the shell is doing; in any other process SIGTERM ends it at once,
+    unless the session installed a handler for that signal.
 
     A ``check`` that raises is logged (once until it returns again) and
     counts as neither true nor false: polling goes on. A device whose

@@ -388,6 +388,85 @@ def test_ctrl_c_with_asynchronous_execution_disabled(env, children):
     assert state == "standby" and 0 < millimetres < 500
 
 
+def test_a_multi_line_message_is_one_line_with_its_type(env):
+    write_session(env, "broken", 'raise ValueError("bad value\\n  on two lines")\n')
+    result = run(env, "broken")
+    assert result.returncode == 1
+    assert last_line(result.stderr) == (
+        "concert run: broken failed at broken.py, line 1: ValueError: bad value on two lines"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, argv",
+    [
+        (["--", "x"], ["--", "x"]),
+        (["a", "--", "--loglevel", "b"], ["a", "--", "--loglevel", "b"]),
+        (["--help"], ["--help"]),
+    ],
+)
+def test_the_arguments_reach_the_session_as_given(env, tmp_path, args, argv):
+    (tmp_path / "show.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    result = run(env, str(tmp_path / "show.py"), *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{argv}\n"
+    before = run(env, "--", str(tmp_path / "show.py"), *args)  # a `--` first ends concert's own options
+    assert before.stdout == f"{argv}\n"
+
+
+def test_without_a_session_it_says_what_to_give(env):
+    result = run(env)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "concert run: give a session's name or a Python file (`concert run --help` shows the usage)\n"
+    )
+
+
+# A session that sends itself a real SIGINT at a chosen moment of an import: when numpy's C core,
+# half initialised, imports its first module (numpy cannot be imported again after that import is
+# cut short), or when pint is looked for (Concert's operations were never imported then).
+INTERRUPTED_IMPORT = """\
+import os
+import signal
+import sys
+
+CORES = ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath")
+
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if {when}:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+
+sys.meta_path.insert(0, Interrupt())
+{imports}
+print("NEVER")
+"""
+IN_NUMPY = 'name.startswith("numpy.") and any(core in sys.modules for core in CORES)'
+
+
+@pytest.mark.parametrize(
+    "when, imports",
+    [
+        (IN_NUMPY, "from concert.devices.motors.dummy import LinearMotor"),
+        (IN_NUMPY, "import numpy"),
+        ('name == "pint"', "import pint"),
+    ],
+    ids=["numpy-through-concert", "numpy", "pint-before-concert"],
+)
+def test_ctrl_c_while_the_session_imports_is_one_line_and_130(env, when, imports):
+    source = INTERRUPTED_IMPORT.format(when=when, imports=imports)
+    write_session(env, "importing", source)
+    line = next(n for n, text in enumerate(source.splitlines(), 1) if "os.kill" in text)  # where it lands
+    result = run(env, "importing")
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == f"concert run: importing stopped by Ctrl-C at importing.py, line {line}\n"
+    assert "NEVER" not in result.stdout
+
+
 # -- one at a time, and wrong use ----------------------------------------------------------------------
 
 

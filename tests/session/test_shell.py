@@ -394,6 +394,234 @@ def test_ctrl_backslash_while_a_cell_runs_stops_everything_and_the_prompt_return
     assert shell.exit() == 0
 
 
+# A device slow to stop (its emergency_stop() takes 0.8 s, then prints a marker), and one that hangs
+# in it until the shell ends.
+SLOW_DEVICES = '''
+import time
+
+
+class Slow(Device):
+    """A device whose emergency stop takes most of a second."""
+
+    def _emergency_stop(self):
+        time.sleep(0.8)
+        print("SLOW" + "-DONE", flush=True)
+
+
+class Hung(Device):
+    """A device whose emergency stop never returns."""
+
+    def _emergency_stop(self):
+        print("HUNG" + "-STOPPING", flush=True)
+        threading.Event().wait(60)
+'''
+
+
+def test_after_ctrl_backslash_the_prompt_waits_for_the_stop_and_new_work_runs(env, shells):
+    write_session(env, "beamline", BEAMLINE + SLOW_DEVICES + "slow = Slow()\n")
+    shell = shells(env, "beamline")
+    shell.prompt()
+    shell.child.sendline("announce(); motor.move(500 * q.mm).join()")
+    shell.expect("MOVING")
+    shell.child.sendcontrol("\\")
+    shown = shell.prompt()
+    # The prompt comes back once the stop is over: the slow device's stop, then the line, then the error.
+    done = shown.index("SLOW-DONE")
+    line = shown.index("concert: Ctrl-\\ stopped 3 device(s): motor, slow, valve; cancelled 1 operation(s)")
+    error = shown.index("CancelledError: LinearMotor#1.move(+500 mm) was stopped by Ctrl-\\")
+    assert done < line < error, shown
+    assert "waiting for emergency_stop() of slow to return" in shown[:done]  # said while it waited
+    # Work typed at the new prompt is new work: nothing of the stop cancels it.
+    moved = shell.cell("motor['motion_velocity'].set(100 * q.mm / q.s).join(); motor.move(1 * q.mm).join()")
+    assert "Cancelled" not in moved, moved
+    assert position(shell.cell("where()"))[1] == "standby"
+
+    # Ctrl-K at the prompt waits the same way: the line, then the prompt again.
+    shell.child.sendcontrol("k")
+    stopped = shell.expect(r"concert: Ctrl-K [^\n]*\n")
+    assert "SLOW-DONE" in stopped and "stopped 3 device(s): motor, slow, valve" in stopped
+    shell.prompt(again=True)
+    assert shell.cell("motor.move(1 * q.mm).join(); print('MOV' + 'ED')").count("MOVED") == 1
+    assert shell.exit() == 0
+
+
+def test_ctrl_c_gives_up_waiting_for_a_stop_that_hangs_and_the_prompt_stays_usable(env, shells):
+    write_session(env, "beamline", BEAMLINE + SLOW_DEVICES + "hung = Hung()\n")
+    shell = shells(env, "beamline")
+    shell.prompt()
+    shell.cell("f = motor.move(500 * q.mm)")
+    shell.child.sendcontrol("k")
+    waiting = shell.expect(r"waiting for emergency_stop\(\) of hung to return \(Ctrl-C stops waiting")
+    assert "HUNG-STOPPING" in waiting
+    assert "VALVE-SHUT" in waiting  # the other devices are stopped meanwhile, not after the hung one
+    shell.child.sendcontrol("c")
+    given_up = shell.expect(r"concert: no longer waiting for Ctrl-K: [^\n]*\n")
+    assert "emergency_stop() of hung has not returned yet" in given_up
+    shell.prompt(again=True)
+    # The prompt works, and later cells do not wait for the stop given up.
+    assert "ALIVE True" in shell.cell("print('ALI' + 'VE', f.cancelled())")
+    assert position(shell.cell("where()"))[1] == "standby"
+    # Ctrl-\ while a cell runs: the same wait at the end of the cell, and Ctrl-C ends it.
+    shell.child.sendline("announce(); motor.move(500 * q.mm).join()")
+    shell.expect("MOVING")
+    shell.child.sendcontrol("\\")
+    shell.expect(r"waiting for emergency_stop\(\) of hung to return")
+    shell.child.sendcontrol("c")
+    shown = shell.prompt()
+    assert "concert: no longer waiting for Ctrl-\\: emergency_stop() of hung has not returned yet" in shown
+    assert "CancelledError: LinearMotor#1.move(+500 mm) was stopped by Ctrl-\\" in shown
+    assert "ALIVE" in shell.cell("print('ALI' + 'VE')")
+
+
+def test_ctrl_backslash_during_a_blocking_write_lists_the_write(env, shells):
+    write_session(env, "beamline", BEAMLINE)
+    shell = shells(env, "beamline")
+    shell.prompt()
+    shell.child.sendline("announce(); motor.position = 500 * q.mm")
+    shell.expect("MOVING")
+    shell.child.sendcontrol("\\")
+    shown = shell.prompt()
+    assert "cancelled 1 operation(s): LinearMotor#1.position = 500 mm" in shown, shown
+    assert "CancelledError: LinearMotor#1.position = 500 mm was stopped by" in shown
+    assert position(shell.cell("where()"))[1] == "standby"
+
+
+def test_ctrl_c_while_the_session_starts_stops_what_it_started(env, shells):
+    write_session(
+        env,
+        "starting",
+        BEAMLINE + "\nimport time\n\nmove = motor.move(500 * q.mm)\nannounce()\ntime.sleep(100)\nafter = 1\n",
+    )
+    shell = shells(env, "starting")
+    shell.expect("MOVING")
+    shell.child.sendcontrol("c")
+    shown = shell.prompt()
+    assert re.search(
+        r"concert start: the session starting was stopped by Ctrl-C while starting at starting\.py, "
+        r"line \d+; stopped LinearMotor#1\.move\(\+500 mm\); the shell has the names it defined",
+        shown,
+    ), shown
+    assert 'starting.py", line' in shown and "time.sleep(100)" in shown  # the session's line
+    assert "concert/" not in shown  # no frame of Concert's: neither its runner nor its signal handler
+    millimetres, state = position(shell.cell("print(move.cancelled(), 'after' in dir()); where()"))
+    assert state == "standby" and 0 < millimetres < 500
+    assert shell.exit() == 0
+
+
+def test_the_session_imports_the_modules_beside_it(env, shells, tmp_path):
+    (Path(env["CONCERT_SESSION_DIR"]) / "optics.py").write_text("FOCUS = 7\n")
+    write_session(env, "beamline", "import optics\nfocus = optics.FOCUS\n")
+    shell = shells(env, "beamline")
+    shell.prompt()
+    shown = shell.cell("import sys; print('FOCUS', focus, sys.path[0], sys.argv)")
+    assert f"FOCUS 7 {env['CONCERT_SESSION_DIR']} ['{env['CONCERT_SESSION_DIR']}/beamline.py']" in shown
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "sample.py").write_text("NAME = 'lysozyme'\n")
+    (tmp_path / "elsewhere" / "scan.py").write_text("import sample\n")
+    other = shells(env, "--filename", str(tmp_path / "elsewhere" / "scan.py"))
+    other.prompt()
+    assert "NAME lysozyme" in other.cell("print('NAME', sample.NAME)")
+    assert other.exit() == 0
+    assert shell.exit() == 0
+
+
+# -- without a terminal, and ended by a signal ------------------------------------------------------------
+
+
+def test_without_a_terminal_the_shell_reads_plain_lines(env):
+    write_session(env, "beamline", "gap = 6\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "concert", "start", "beamline"],
+        env=env,
+        input="print('GAP', gap * 7)\n",
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "GAP 42" in result.stdout
+    assert result.stderr.strip() == (
+        "concert start: a plain prompt (no terminal, or IPython's simple_prompt): Ctrl-K is not available; "
+        "Ctrl-C and Ctrl-\\ are, and tasks advance only while a cell runs"
+    ), result.stderr
+
+
+def test_a_simple_prompt_still_stops_with_ctrl_c_and_ctrl_backslash(env, shells):
+    config = Path(env["IPYTHONDIR"]) / "profile_default" / "ipython_config.py"
+    config.write_text(IPYTHON_CONFIG + "c.TerminalInteractiveShell.simple_prompt = True\n")
+    write_session(env, "beamline", BEAMLINE)
+    shell = shells(env, "beamline")
+    assert "Ctrl-K is not available" in shell.prompt()
+    shell.child.sendline("announce(); motor.move(500 * q.mm).join()")
+    shell.expect("MOVING")
+    shell.child.sendcontrol("\\")
+    shown = shell.prompt()
+    assert "concert: Ctrl-\\ stopped 2 device(s): motor, valve; cancelled 1 operation(s)" in shown
+    assert "CancelledError: LinearMotor#1.move(+500 mm) was stopped by Ctrl-\\" in shown
+    shell.child.sendline("announce(); motor.move(-500 * q.mm).join()")
+    shell.expect("MOVING")
+    shell.child.sendcontrol("c")
+    assert "KeyboardInterrupt" in shell.prompt()
+    assert position(shell.cell("where()"))[1] == "standby"
+    assert shell.exit() == 0
+
+
+TERMINAL_FLAGS = r"stty -a | tr ' ' '\n' | grep -E '^-?(echo|icanon|isig)$' | tr '\n' ' '"
+
+
+def test_exit_session_ends_the_shell_cleanly_and_puts_the_terminal_back(env):
+    write_session(env, "beamline", BEAMLINE + "\nalarm = [False]\n")
+    script = (
+        f"{TERMINAL_FLAGS}; echo BEFORE; {sys.executable} -m concert start beamline; echo STATUS=$?; "
+        f"{TERMINAL_FLAGS}; echo AFTER"
+    )
+    child = pexpect.spawn(
+        "/bin/bash", ["--norc", "--noprofile", "-c", script], env=env, encoding="utf-8", timeout=WAIT
+    )
+    try:
+        child.expect("BEFORE")
+        before = clean(child.before).split()
+        child.expect(r"In \[1\]:")
+        child.sendline(
+            "from concert.session.utils import check_emergency_stop; "
+            "poll = check_emergency_stop(lambda: alarm[0], 0.01 * q.s, exit_session=True); "
+            "f = motor.move(500 * q.mm)"
+        )
+        child.expect(r"In \[2\]:")
+        child.sendline("alarm[0] = True")
+        child.expect("AFTER")
+        shown = clean(child.before)
+    finally:
+        child.close(force=True)
+    assert "concert: emergency stop (<lambda>() became true) stopped 2 device(s): motor, valve" in shown
+    assert (
+        "concert start: beamline ended after emergency stop (<lambda>() became true) "
+        "(check_emergency_stop(..., exit_session=True))"
+    ) in shown
+    assert "STATUS=143" in shown and "Traceback" not in shown
+    after = shown.rsplit("STATUS=143", 1)[1].split()
+    assert sorted(after) == sorted(before) == ["echo", "icanon", "isig"], (before, after)
+    log = (Path(env["CONCERT_SESSION_DIR"]) / "beamline.log").read_text()
+    assert "concert start: beamline ended" in log.splitlines()[-1]
+
+
+def test_sighup_while_a_cell_runs_stops_its_move_and_ends_the_shell(env, shells):
+    at_exit = "lambda motor=motor, mm=q.mm: print('AT', motor.position.to(mm).magnitude, motor.state)"
+    write_session(env, "beamline", BEAMLINE + f"\nimport atexit\n\natexit.register({at_exit})\n")
+    shell = shells(env, "beamline")
+    shell.prompt()
+    shell.child.sendline("announce(); motor.move(500 * q.mm).join()")
+    shell.expect("MOVING")
+    shell.child.kill(signal.SIGHUP)
+    shell.child.expect(pexpect.EOF)
+    shown = clean(shell.child.before)
+    shell.child.close()
+    assert shell.child.exitstatus == 128 + signal.SIGHUP, shown
+    assert "concert start: beamline ended by SIGHUP" in shown
+    millimetres, state = position(shown)
+    assert state == "standby" and 0 < millimetres < 500
+
+
 def test_leaving_the_shell_stops_what_still_runs(env, shells):
     write_session(env, "beamline", BEAMLINE)
     shell = shells(env, "beamline")
