@@ -338,7 +338,7 @@ class _Stream:
         return self._closing.is_set()
 
     def _kind(self) -> str:
-        raise NotImplementedError
+        return "reliable" if self._reliable else "lossy"  # both kinds set _reliable
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._endpoint!r}, {self._kind()})"
@@ -591,9 +591,6 @@ class ZmqSender(_Stream):
         self._sent = 0  # frames queued for receivers, over all streams
         self._dropped = 0  # frames a lossy stream dropped (a receiver's queue was full)
         self._subscribed = False  # lossy: a receiver has subscribed (as far as the messages read say)
-
-    def _kind(self) -> str:
-        return "reliable" if self._reliable else "lossy"
 
     # -- description -----------------------------------------------------------------------------
 
@@ -994,9 +991,6 @@ class ZmqReceiver(_Stream):
         self._pending: Optional[_Message] = None  # a message held back by an error about it, handed out next
         self._lost = 0
         self._received = 0
-
-    def _kind(self) -> str:
-        return "reliable" if self._reliable else "lossy"
 
     # -- description -----------------------------------------------------------------------------
 
