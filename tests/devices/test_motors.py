@@ -95,6 +95,37 @@ def test_stop_interrupts_a_move(asynchronous):
     assert_stopped_part_way(motor, start, start + 100 * q.mm)
 
 
+def test_a_stop_seen_in_the_moving_state_always_stops_the_move(asynchronous):
+    # The state turns 'moving' before the simulated axis starts; a stop in that window
+    # used to be lost (the move then ran in full and stop() waited for all of it).
+    motor = LinearMotor(motion_velocity=1 * q.m / q.s)
+    for _ in range(200):
+        start = motor.position
+        target = start + 500 * q.mm if start < 0 * q.mm else start - 500 * q.mm
+        future = motor.set_position(target)
+        deadline = time.monotonic() + TIMEOUT
+        while motor.state != "moving" and not future.done():  # spin: the window is microseconds long
+            assert time.monotonic() < deadline, "the move never started"
+        motor.stop().join(TIMEOUT)
+        future.join(TIMEOUT)
+        assert motor.position != target, "the stop was lost: the move ran in full"
+        assert motor.state == "standby"
+
+
+def test_a_stop_before_the_axis_starts_keeps_it_where_it_was():
+    from concert.devices.motors.dummy import _Axis
+
+    axis = _Axis(0, None, None)
+    axis.arm()
+    axis.stop()
+    axis.move_to(10_000, 1.0)  # would take hours: must return at once, unmoved
+    assert axis.position() == 0
+    axis.stop()  # at rest: harmless, and does not stop the next armed move
+    axis.arm()
+    axis.move_to(5, 1e6)
+    assert axis.position() == 5
+
+
 def test_cancel_interrupts_a_move(asynchronous):
     motor = LinearMotor()
     future, start = started_long_move(motor)
