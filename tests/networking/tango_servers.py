@@ -1,11 +1,10 @@
 """Small real PyTango device servers for the tests of the Tango client; run as a script.
 
-``python tests/networking/tango_servers.py test -nodb -dlist a/b/c -ORBendPoint giop:tcp:127.0.0.1:0``
-runs the server instance ``test`` exporting one :class:`Motorish` device
-``a/b/c`` without a database. Once the server is up it prints one line,
-``TANGO-PORT <port>``, to stdout (the port the operating system gave its
-GIOP endpoint, read from the server's own IOR), so that a test starts it on
-port 0 and learns the port without guessing or racing for a free one.
+``python tests/networking/tango_servers.py [NAME]`` runs a server exporting
+one :class:`Motorish` device ``NAME`` (default ``a/b/c``) without a
+database on 127.0.0.1, on a port the system chooses, through
+:func:`concert.networking.tango_server.run_server`, which prints the line
+tests read the port from (:class:`tests.networking.servers.TangoProcess`).
 
 :class:`Motorish` is what a scientist meets on a beamline, in small:
 
@@ -26,15 +25,15 @@ The state is ON after start, MOVING after ``Move`` until ``Stop``.
 
 from __future__ import annotations
 
-import binascii
-import struct
 import sys
 import time
 
 import tango
 from tango.server import Device, attribute, command
 
-__all__ = ["Motorish", "ior_port"]
+from concert.networking.tango_server import run_server
+
+__all__ = ["Motorish"]
 
 
 class Motorish(Device):
@@ -118,48 +117,6 @@ class Motorish(Device):
         return self._calls
 
 
-def ior_port(ior: str) -> int:
-    """The TCP port of the first IIOP profile of a stringified CORBA object reference (``IOR:...``).
-
-    A CDR reader of just what is needed, with CDR's byte order octet and
-    alignment: the IOR's type id and profile sequence, then in the IIOP
-    profile (tag 0, itself an encapsulation) the version, host and port.
-    """
-
-    def cursor(buffer: bytes, offset: int):
-        endian = "<" if buffer[0] else ">"
-        position = [offset]
-
-        def take(fmt: str) -> int:
-            size = struct.calcsize(fmt)
-            start = (position[0] + size - 1) // size * size
-            position[0] = start + size
-            return struct.unpack_from(endian + fmt, buffer, start)[0]
-
-        def octets(count: int) -> bytes:
-            start = position[0]
-            position[0] = start + count
-            return buffer[start : start + count]
-
-        return take, octets
-
-    data = binascii.unhexlify(ior[4:])
-    take, octets = cursor(data, 1)
-    octets(take("I"))  # the type id
-    for _ in range(take("I")):
-        tag, profile = take("I"), octets(take("I"))
-        if tag == 0:
-            take_in, octets_in = cursor(profile, 1)
-            octets_in(2)  # the IIOP version
-            octets_in(take_in("I"))  # the host
-            return take_in("H")
-    raise ValueError("the IOR has no IIOP profile")
-
-
-def _announce_port() -> None:
-    util = tango.Util.instance()
-    print(f"TANGO-PORT {ior_port(util.get_dserver_ior(util.get_dserver_device()))}", flush=True)
-
-
 if __name__ == "__main__":
-    tango.server.run((Motorish,), args=["Motorish", *sys.argv[1:]], post_init_callback=_announce_port)
+    # python tests/networking/tango_servers.py [NAME]: serve a Motorish as NAME (default a/b/c) on 127.0.0.1.
+    run_server((Motorish,), sys.argv[1] if len(sys.argv) > 1 else "a/b/c", host="127.0.0.1", instance="test")

@@ -9,14 +9,8 @@ hang a server start one of their own.
 
 from __future__ import annotations
 
-import os
-import select
-import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -35,63 +29,13 @@ from concert.networking.tango import get_tango_device
 from concert.parameters import QuantityValue
 from concert.quantities import q
 from tests.conftest import TIMEOUT, run_python
+from tests.networking.servers import TangoProcess
 
-SERVER = Path(__file__).with_name("tango_servers.py")
-ROOT = SERVER.parents[2]
 CLIENT_TIMEOUT = 2 * q.s
-STARTUP = 20.0  # seconds a server may take to come up on a loaded machine
 
 
-class Server:
-    """A Motorish device server ``a/b/c`` in a subprocess of its own session."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(SERVER),
-                "test",
-                "-nodb",
-                "-dlist",
-                "a/b/c",
-                "-ORBendPoint",
-                "giop:tcp:127.0.0.1:0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=str(ROOT),
-            start_new_session=True,
-        )
-        self.port = self._read_port()
-
-    def _read_port(self) -> int:
-        deadline = time.monotonic() + STARTUP
-        seen = b""
-        stdout = self.process.stdout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            line = stdout.readline()
-            if not line:
-                break
-            seen += line
-            if line.startswith(b"TANGO-PORT "):
-                return int(line.split()[1])
-        self.kill()
-        raise RuntimeError(f"the Tango test server did not report its port within {STARTUP} s: {seen!r}")
-
-    @property
-    def uri(self) -> str:
-        return f"tango://127.0.0.1:{self.port}/a/b/c#dbase=no"
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=TIMEOUT)
-        self.process.stdout.close()
+def Server() -> TangoProcess:  # noqa: N802 - reads as the class it used to be
+    return TangoProcess.motorish()
 
 
 @pytest.fixture(scope="module")
