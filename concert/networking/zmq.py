@@ -322,6 +322,16 @@ class _Stream:
     # -- description -----------------------------------------------------------------------------
 
     @property
+    def reliable(self) -> bool:
+        """Whether the stream is reliable (PUSH/PULL) rather than lossy (PUB/SUB)."""
+        return self._reliable
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """How long a send waits for room, or a receive for a message, in seconds (``None``: for ever)."""
+        return self._timeout
+
+    @property
     def endpoint(self) -> str:
         """The address in use: the one actually bound (port read back, e.g. ``'tcp://127.0.0.1:40123'``) or
         the one connected to. Receivers connect to a sender's ``endpoint``."""
@@ -593,16 +603,6 @@ class ZmqSender(_Stream):
         self._subscribed = False  # lossy: a receiver has subscribed (as far as the messages read say)
 
     # -- description -----------------------------------------------------------------------------
-
-    @property
-    def reliable(self) -> bool:
-        """Whether the stream is reliable (PUSH) rather than lossy (PUB)."""
-        return self._reliable
-
-    @property
-    def timeout(self) -> Optional[float]:
-        """How long a call may wait, in seconds (``None``: for ever)."""
-        return self._timeout
 
     @property
     def sent(self) -> int:
@@ -993,16 +993,6 @@ class ZmqReceiver(_Stream):
         self._received = 0
 
     # -- description -----------------------------------------------------------------------------
-
-    @property
-    def reliable(self) -> bool:
-        """Whether the stream is reliable (PULL) rather than lossy (SUB)."""
-        return self._reliable
-
-    @property
-    def timeout(self) -> Optional[float]:
-        """How long a receive waits for a message, in seconds (``None``: for ever)."""
-        return self._timeout
 
     @property
     def lost(self) -> int:
