@@ -112,18 +112,21 @@ def test_a_stop_seen_in_the_moving_state_always_stops_the_move(asynchronous):
         assert motor.state == "standby"
 
 
-def test_a_stop_before_the_axis_starts_keeps_it_where_it_was():
+def test_a_move_stopped_before_the_axis_starts_keeps_it_where_it_was():
     from concert.devices.motors.dummy import _Axis
 
     axis = _Axis(0, None, None)
-    axis.arm()
-    axis.stop()
-    axis.move_to(10_000, 1.0)  # would take hours: must return at once, unmoved
+    axis.move_to(10_000, 1.0, stopped=lambda: True)  # would take hours: returns at once, unmoved
     assert axis.position() == 0
-    axis.stop()  # at rest: harmless, and does not stop the next armed move
-    axis.arm()
-    axis.move_to(5, 1e6)
+    axis.move_to(5, 1e6, stopped=lambda: False)
     assert axis.position() == 5
+
+
+def test_a_stop_at_rest_does_not_stop_the_next_move():
+    motor = LinearMotor()
+    motor.stop().join(TIMEOUT)
+    motor.set_position(1 * q.mm).join(TIMEOUT)
+    assert motor.position == 1 * q.mm
 
 
 def test_cancel_interrupts_a_move(asynchronous):

@@ -65,18 +65,34 @@ class _Motor(Device):
         default="standby", help="standby, moving, hard-limit or error", after_abort={"moving": "standby"}
     )
 
+    # A stop() must stop the motion it sees: one landing after the state turned 'moving' but
+    # before the hardware started would otherwise be lost. stop() counts itself in _stops_asked
+    # (written by stop() only, from any thread: a plain attribute store, so a motion being
+    # armed reads the old count or the new one, and both are right); a motion notes the count
+    # before its state changes, in _armed_at (owned by the one motion the slot lets run), and
+    # does not start when the count changed since. Drivers close their own window between
+    # that check and the hardware starting with _stopped_since_armed() (see the dummy motor).
+    _stops_asked = 0
+    _armed_at = 0
+
+    def _stopped_since_armed(self) -> bool:
+        """Whether :meth:`stop` was called since the running motion was armed; any thread."""
+        return self._stops_asked != self._armed_at
+
     # -- position ------------------------------------------------------------------
 
     def _set_position(self, position: Any) -> None:
         # Motions run one at a time: a write queues in the motor's slot behind a running move.
         with device_call(self, None, slot=True):
+            self._armed_at = self._stops_asked
             self._move_to(position)
 
     @check(source=_RESTING, target=_RESTING)
     @transition(immediate="moving", target="standby")
     def _move_to(self, position: Any) -> None:
         with on_cancel(self._stop_real):  # a cancel request or Ctrl-C stops the motor
-            self._move_real(position)
+            if not self._stopped_since_armed():
+                self._move_real(position)
 
     @async_
     def move(self, delta: Any) -> None:
@@ -99,7 +115,12 @@ class _Motor(Device):
 
     @async_
     def stop(self) -> None:
-        """Stop the current motion part-way (always allowed; does nothing at rest)."""
+        """Stop the current motion part-way (always allowed; does nothing at rest).
+
+        A motion whose state already reads ``'moving'`` is stopped even when the
+        hardware had not started yet: it then does not start.
+        """
+        self._stops_asked += 1
         self._stop_real()
 
     @async_
@@ -107,13 +128,15 @@ class _Motor(Device):
         """Move to the home position."""
         with calling(self, lambda: describe_call(_Motor.home, (self,), {})):
             with device_call(self, None, (self["position"]._lock,), slot=True):
+                self._armed_at = self._stops_asked
                 self._home()
 
     @check(source=_RESTING, target="standby")
     @transition(immediate="moving", target="standby")
     def _home(self) -> None:
         with on_cancel(self._stop_real):
-            self._home_real()
+            if not self._stopped_since_armed():
+                self._home_real()
 
     @async_
     @check(source="error", target="standby")

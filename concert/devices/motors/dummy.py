@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from concert.devices.motors import base
 from concert.interrupts import interruptibly, protected
@@ -35,10 +35,10 @@ class _Axis:
     is set to end the running positioning move, ``_idle`` whenever none runs.
 
     A stop must not be lost when it lands after the motor reported
-    ``'moving'`` but before the axis started: the device calls :meth:`arm` on the
-    axis before its state changes, every :meth:`stop` counts itself in
-    ``_stops``, and :meth:`move_to` does not start when a stop came after
-    the arming (both under ``_lock``, so one of the two always sees the other).
+    ``'moving'`` but before the axis started: :meth:`move_to` asks the device,
+    under ``_lock``, whether a stop came since the motion was armed, and the
+    device counts a stop before it takes ``_lock`` in :meth:`stop`, so one of
+    the two always sees the other.
     """
 
     def __init__(self, steps: int, lower: Optional[int], upper: Optional[int]) -> None:
@@ -50,8 +50,6 @@ class _Axis:
         self._stop_request = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
-        self._stops = 0  # how many stops were asked for, ever
-        self._armed_at = 0  # _stops when the coming move was armed
 
     def _now(self) -> int:
         # Caller holds _lock.
@@ -90,19 +88,14 @@ class _Axis:
                 and self._now() in (self._lower, self._upper)
             )
 
-    def arm(self) -> None:
-        """Announce the next :meth:`move_to`: a :meth:`stop` from now on stops it, even before it starts."""
-        with self._lock:
-            self._armed_at = self._stops
-
     @protected
-    def move_to(self, target: int, steps_per_second: float) -> None:
+    def move_to(self, target: int, steps_per_second: float, stopped: Callable[[], bool]) -> None:
         """Move to ``target``, blocking until there or stopped (Ctrl-C stops it; never half-done).
 
-        Returns at once, without moving, when a stop was asked for since :meth:`arm`.
+        Returns at once, without moving, when ``stopped()`` (asked under ``_lock``) is true.
         """
         with self._lock:
-            if self._stops != self._armed_at:
+            if stopped():
                 return
             start = self._now()
             self._stop_request.clear()
@@ -129,9 +122,8 @@ class _Axis:
     @protected
     def stop(self) -> bool:
         """Stop and return once standing still; return whether a continuous run was stopped."""
+        self._stop_request.set()
         with self._lock:
-            self._stops += 1
-            self._stop_request.set()
             continuous = self._motion is not None and self._motion[1] is None
             if continuous:
                 self._steps = self._now()
@@ -174,19 +166,8 @@ class _Simulated:
     def _get_position(self) -> Any:
         return self._from_steps(self._axis.position())
 
-    # The axis is armed before the base class turns the state to 'moving', so that a
-    # stop() seen in that state always stops the move (see _Axis).
-
-    def _move_to(self, position: Any) -> None:
-        self._axis.arm()
-        super()._move_to(position)
-
-    def _home(self) -> None:
-        self._axis.arm()
-        super()._home()
-
     def _move_real(self, position: Any) -> None:
-        self._axis.move_to(self._to_steps(position), self._rate)
+        self._axis.move_to(self._to_steps(position), self._rate, self._stopped_since_armed)
 
     def _stop_real(self) -> None:
         self._axis.stop()
