@@ -1,7 +1,9 @@
 """What all simple device families share: construction, unimplemented hooks, checked writes.
 
 Covers shutters, pumps, monochromators, X-ray tubes, storage rings, scales,
-photodiodes, light sources and IO devices. Every refused write must raise the
+photodiodes, light sources and IO devices, and the toolbox's positioners,
+detectors, grippers, lens changers, sample changers and attenuator boxes
+(tested in depth in test_toolbox_families.py). Every refused write must raise the
 specific exception, name the device, the parameter and the value, leave the
 device as it was and never reach the hardware accessor.
 """
@@ -15,16 +17,23 @@ from typing import Any, Hashable, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
 
+from concert.devices.attenuatorboxes import dummy as attenuatorboxes_dummy
+from concert.devices.detectors import dummy as detectors_dummy
+from concert.devices.grippers import base as grippers_base
+from concert.devices.grippers import dummy as grippers_dummy
 from concert.devices.io import base as io_base
 from concert.devices.io import dummy as io_dummy
+from concert.devices.lenschangers import dummy as lenschangers_dummy
 from concert.devices.lightsources import base as lightsources_base
 from concert.devices.lightsources import dummy as lightsources_dummy
 from concert.devices.monochromators import base as monochromators_base
 from concert.devices.monochromators import dummy as monochromators_dummy
 from concert.devices.photodiodes import base as photodiodes_base
 from concert.devices.photodiodes import dummy as photodiodes_dummy
+from concert.devices.positioners import dummy as positioners_dummy
 from concert.devices.pumps import base as pumps_base
 from concert.devices.pumps import dummy as pumps_dummy
+from concert.devices.samplechangers import dummy as samplechangers_dummy
 from concert.devices.scales import base as scales_base
 from concert.devices.scales import dummy as scales_dummy
 from concert.devices.shutters import base as shutters_base
@@ -58,6 +67,13 @@ DUMMIES = [
     photodiodes_dummy.PhotoDiode,
     lightsources_dummy.LightSource,
     io_dummy.IO,
+    positioners_dummy.Positioner,
+    positioners_dummy.ImagingPositioner,
+    detectors_dummy.Detector,
+    grippers_dummy.Gripper,
+    lenschangers_dummy.LensChanger,
+    samplechangers_dummy.SampleChanger,
+    attenuatorboxes_dummy.AttenuatorBox,
 ]
 
 
@@ -122,6 +138,7 @@ def test_every_dummy_works_without_arguments(cls):
         photodiodes_base.PhotoDiode,
         lightsources_base.LightSource,
         io_base.IO,
+        grippers_base.Gripper,
     ],
 )
 def test_base_classes_name_what_the_implementation_lacks(cls):
@@ -280,6 +297,13 @@ READ_ONLY = [
     (shutters_dummy.Shutter, "state", "open"),
     (pumps_dummy.Pump, "state", "pumping"),
     (xraytubes_dummy.XRayTube, "state", "on"),
+    (detectors_dummy.Detector, "pixel_width", 1 * q.um),
+    (detectors_dummy.Detector, "pixel_height", 1 * q.um),
+    (positioners_dummy.Positioner, "state", "moving"),
+    (grippers_dummy.Gripper, "state", "gripped"),
+    (lenschangers_dummy.LensChanger, "state", "moving"),
+    (samplechangers_dummy.SampleChanger, "state", "moving"),
+    (attenuatorboxes_dummy.AttenuatorBox, "state", "moving"),
 ]
 
 

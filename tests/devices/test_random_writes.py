@@ -206,7 +206,8 @@ def _is_nan(value) -> bool:
 
 
 FAMILIES = {
-    "cameras", "io", "lightsources", "monochromators", "motors", "photodiodes", "pumps", "scales",
+    "attenuatorboxes", "cameras", "detectors", "grippers", "io", "lenschangers", "lightsources",
+    "monochromators", "motors", "photodiodes", "positioners", "pumps", "samplechangers", "scales",
     "shutters", "storagerings", "xraytubes",
 }  # fmt: skip
 

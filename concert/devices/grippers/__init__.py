@@ -1,0 +1,1 @@
+"""Grippers: jaws that grip and release a sample."""

@@ -1,0 +1,1 @@
+"""Sample changers: robots that mount one sample of a magazine, or none."""
