@@ -520,7 +520,8 @@ class QuantityValue(ParameterValue):
         self._unit = parameter.unit
         self._units = parameter.unit._units  # the UnitsContainer, compared on every write
         self._plain = not self._units  # q.dimensionless: bare numbers are fine
-        self._symbol = format(self._unit, "~P")  # as messages show units: mm/s, m²
+        # as messages show units: mm/s, m²; a dimensionless one by name, so that no message ends in ""
+        self._symbol = format(self._unit, "~P") or "dimensionless"
         self._code = format(self._unit, "~")  # as code writes them: q.Quantity(2, 'mm / s')
         self._limits_locked = False
         self._limits_permanent = False

@@ -783,3 +783,17 @@ def test_a_shortened_parameter_name_is_refused_too():
         assert device[meant].get().result(30) == before
     motor.note = "kept as any attribute"  # not a shortening of a parameter: allowed
     assert motor.note == "kept as any attribute"
+
+
+def test_a_length_for_a_dimensionless_quantity_names_the_unit_it_needs():
+    class Lens(Device):
+        magnification = Quantity(q.dimensionless, help="how much larger")
+
+        def _get_magnification(self):
+            return 2 * q.dimensionless
+
+        def _set_magnification(self, value):
+            pass
+
+    with pytest.raises(UnitError, match=r"1 mm cannot be expressed in dimensionless$"):
+        Lens().magnification = 1 * q.mm
