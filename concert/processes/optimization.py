@@ -1,20 +1,30 @@
-"""Optimisation: find the value of a parameter that maximises a measurement.
+"""Optimisation as processes: find the value of a parameter that *maximises* a measurement.
 
 :func:`halver` is a one-dimensional step-halving search for a maximum: it
 walks uphill with a step, and whenever a step does not improve, it turns
 round and halves the step, until the step is smaller than ``epsilon``.
 :func:`optimize_parameter` applies an algorithm to a parameter, and
 :func:`focus` uses it to put a camera in focus with a motor.
+
+These are the maximising face of :mod:`concert.optimization` (the legacy
+API's module, whose algorithms all *minimise*): :func:`halver` runs the same
+search loop, and :func:`optimize_parameter` the same checks and run, as
+:func:`concert.optimization.halver` and
+:func:`concert.optimization.optimize_parameter`. Any algorithm of that
+module can be given to :func:`optimize_parameter` here too; it then
+minimises, as it always does.
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
 from concert.exceptions import StateError, WaitError
-from concert.futures import async_, check_cancelled
+from concert.futures import async_
+from concert.optimization import _halve, _run_parameter
 from concert.parameters import ParameterValue
 from concert.processes.progress import progress_bar
 
@@ -27,25 +37,23 @@ def halver(
     """Maximise ``function`` from ``x0``; return ``(x, function(x))`` at the maximum found.
 
     ``initial_step`` and ``epsilon`` are in the units of ``x0``. Finds a
-    *local* maximum: start near the one you want.
+    *local* maximum: start near the one you want. (The minimising search of
+    the legacy API is :func:`concert.optimization.halver`.)
 
     :raises WaitError: if ``max_iterations`` steps (``max_iterations + 1``
         evaluations, counting the one at ``x0``) do not get the step below ``epsilon``.
     """
-    x, best = x0, function(x0)
-    step = initial_step
-    with progress_bar(max_iterations, "halver") as bar:
-        for _ in range(max_iterations):
-            if abs(step) < epsilon:
-                return x, best
-            candidate = x + step
-            value = function(candidate)
+    with progress_bar(max_iterations + 1, "halver") as bar:
+
+        def counted(x: Any) -> float:
+            value = function(x)
             bar.update()
-            if value > best:
-                x, best = candidate, value
-            else:
-                step = -step / 2
-    raise WaitError(f"halver: no maximum within {epsilon} after {max_iterations} evaluations (at x={x})")
+            return value
+
+        x, best, converged = _halve(counted, x0, initial_step, epsilon, max_iterations, operator.gt)
+    if not converged:
+        raise WaitError(f"halver: no maximum within {epsilon} after {max_iterations} evaluations (at x={x})")
+    return x, best
 
 
 @async_
@@ -61,22 +69,23 @@ def optimize_parameter(
 
     ``algorithm(function, x0, *alg_args, **alg_kwargs)`` must return ``(x,
     value)``; ``function(x)`` writes ``x`` and returns ``feedback()``. Returns
-    a future of ``(x, value)``; the parameter is left at ``x``.
+    a future of ``(x, value)``; the parameter is left at ``x``. (Whether the
+    search maximises is the algorithm's: :func:`halver` here does, the
+    algorithms of :mod:`concert.optimization` minimise.)
+
+    ``x0`` is checked as a write would be before anything moves, and wrong
+    arguments raise what :func:`concert.optimization.optimize_parameter`
+    raises, from the future. An exception of an evaluation reaches the
+    future unchanged, with a note naming the evaluation and ``x``.
 
     Cancelling the future stops the search before the next evaluation
     (:func:`~concert.futures.check_cancelled`; a write in progress is stopped
     by the device's stop action): the future ends cancelled and the
     parameter stays where the search left it.
     """
-
-    def evaluate(x: Any) -> float:
-        check_cancelled()  # cancelling stops the search between evaluations
-        parameter.write(x)
-        return feedback()
-
-    x, value = algorithm(evaluate, x0, *alg_args, **(alg_kwargs or {}))
-    parameter.write(x)
-    return x, value
+    return _run_parameter(
+        "optimize_parameter", parameter, feedback, x0, algorithm, alg_args, alg_kwargs, None, False
+    )
 
 
 @async_
