@@ -63,7 +63,7 @@ from concurrent.futures._base import (
     PENDING,
     RUNNING,
 )
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from concert import config, interrupts
 from concert.exceptions import CancelActionError, WaitError
@@ -169,7 +169,8 @@ class Future(concurrent.futures.Future):
     _call: Optional[tuple] = None
     _thread: Optional[int] = None  # the ident of the thread running the function (set once, at its start)
 
-    def __init__(self, name: Optional[str] = None) -> None:
+    def __init__(self, name: Union[str, Callable[[], str], None] = None) -> None:
+        """``name`` says what the future stands for; a callable giving it is called when first asked."""
         super().__init__()
         self._name = name
         self.order = next(_order)
@@ -180,7 +181,9 @@ class Future(concurrent.futures.Future):
     def name(self) -> str:
         """What this future stands for, e.g. ``'LinearMotor#1.move(+5 mm)'``."""
         name = self._name
-        if name is None:
+        if callable(name):
+            name = self._name = name()  # described when first asked: most calls never are
+        elif name is None:
             call = self._call
             if call is None:
                 return "future"

@@ -32,6 +32,7 @@ and Ctrl-C stop it the same way.
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import CancelledError
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -113,7 +114,9 @@ class device_call:  # noqa: N801 - used like the function-style context managers
         self._reset = None
         future = _current.get()
         if future is None:
-            future = Future(_describe(self._what))  # a scope for a blocking call
+            future = Future(
+                functools.partial(_describe, self._what)
+            )  # a scope for a blocking call, named when asked
             future.set_running_or_notify_cancel()
             self._reset = _current.set(future)
         owner = locking.current_owner()
