@@ -26,16 +26,42 @@ Parts:
   runs in a thread, the receiver in the main thread; a round is timed from
   the start of the sending until the last frame (and, for Concert, the end
   of stream) arrived. Target: Concert's throughput ≥ 0.9× raw.
+* ``tango`` -- a :class:`~concert.devices.tango.TangoDevice` of the test
+  server's ``Motorish`` (``tests/networking/tango_servers.py``, started as a
+  subprocess on 127.0.0.1) versus raw ``DeviceProxy`` calls on the same
+  server, each side through a proxy of its own: reading ``position``
+  (``device.position`` vs ``read_attribute``), writing it (``device.position
+  = x``, which returns once the write is over, vs ``write_attribute``), and
+  writing it through a future (``device.set_position(x).join()``) vs the
+  raw write. Targets: reading and writing ≤ 1.2× the raw time.
+* ``served`` -- a dummy ``LinearMotor`` served by ``concert tango serve`` (a
+  subprocess) and driven through a ``TangoDevice``, versus the same motor in
+  this process: ``set_position(x).join()`` of moves of 1 µm at 10 m/s (the
+  motion itself takes no time), the whole round trip. Reported, no target.
+* ``walker`` -- ``bench_walker`` of ``benchmarks/networking_walker.py`` (the
+  remote walker against a local one), loaded when the part runs.
+
+For ``tango`` and ``served`` a round is many calls in a row; a side's time
+per call is the median over the rounds of each round's mean, the ratio
+Concert's median over the reference's, and its range that of the per-round
+ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import itertools
+import os
+import select
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
@@ -178,8 +204,192 @@ def bench_zmq(rounds: int, quick: bool) -> List[List[str]]:
     return rows
 
 
-#: The parts of the benchmark, run in this order; others (Tango, remote walker) are added here.
-PARTS: Dict[str, Callable[[int, bool], List[List[str]]]] = {"zmq": bench_zmq}
+# -- Tango ------------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Server:
+    """A Tango device server in a subprocess of its own session; its URI read from the line it prints."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        from concert.networking.tango_server import ANNOUNCEMENT
+
+        environment = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.process = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+            env=environment,
+            start_new_session=True,
+        )
+        deadline, seen = time.monotonic() + 60, b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = self.process.stdout.readline() if ready else b""
+            if not line:
+                break
+            if ANNOUNCEMENT.match(line.decode(errors="replace")):
+                self.uri = line.decode().split(": ", 1)[1].strip()
+                return
+            seen += line
+        self.kill()
+        raise RuntimeError(f"{argv} did not say where it serves: {seen!r}")
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        self.process.stdout.close()
+
+
+def _per_call(call: Callable[[int], object], count: int) -> float:
+    """Seconds per call of ``count`` calls ``call(i)`` in a row."""
+    start = time.perf_counter()
+    for index in range(count):
+        call(index)
+    return (time.perf_counter() - start) / count
+
+
+def _compare(
+    label: str, sides: Dict[str, Callable[[int], object]], rounds: int, count: int, target: str
+) -> List[List[str]]:
+    """Interleaved rounds of two sides, the reference first; the rows of the table."""
+    times: Dict[str, List[float]] = {name: [] for name in sides}
+    for side in sides.values():
+        _per_call(side, max(10, count // 10))  # warm up: connections, caches
+    for round_number in range(rounds):
+        order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
+        for name in order:
+            times[name].append(_per_call(sides[name], count))
+    reference, ours = (times[name] for name in sides)
+    ratios = [o / r for r, o in zip(reference, ours)]
+    rows = []
+    for name in sides:
+        median = statistics.median(times[name])
+        rows.append(
+            [
+                f"{label}: {name}",
+                f"{median * 1e6:,.0f} µs/call",
+                f"{1 / median:,.0f} calls/s",
+                f"{min(times[name]) * 1e6:,.0f}–{max(times[name]) * 1e6:,.0f} µs",
+                "",
+            ]
+        )
+    rows[-1][-1] = (
+        f"{statistics.median(ours) / statistics.median(reference):.3f}× "
+        f"({min(ratios):.3f}–{max(ratios):.3f}{'; target ' + target if target else ''})"
+    )
+    return rows
+
+
+def bench_tango(rounds: int, quick: bool) -> List[List[str]]:
+    """The ``tango`` part: rows of the table (see the module documentation)."""
+    from concert.devices.tango import TangoDevice
+    from concert.networking.tango import get_tango_device
+    from concert.quantities import q
+
+    server = _Server(
+        [sys.executable, str(ROOT / "tests" / "networking" / "tango_servers.py"), "bench/motorish/1"]
+    )
+    try:
+        device = TangoDevice(server.uri, timeout=10 * q.s)
+        proxy = get_tango_device(server.uri, timeout=10 * q.s)  # the raw side's own connection
+        count = 100 if quick else 400
+        targets, raw = [1.0 * q.mm, 2.0 * q.mm], [1.0, 2.0]
+
+        def concert_write(index: int) -> None:
+            device.position = targets[index % 2]
+
+        def raw_write(index: int) -> None:
+            proxy.write_attribute("position", raw[index % 2])
+
+        rows = _compare(
+            "tango read",
+            {
+                "raw read_attribute": lambda index: proxy.read_attribute("position"),
+                "device.position": lambda index: device.position,
+            },
+            rounds,
+            count,
+            "≤ 1.2×",
+        )
+        rows += _compare(
+            "tango write",
+            {"raw write_attribute": raw_write, "device.position = x": concert_write},
+            rounds,
+            count,
+            "≤ 1.2×",
+        )
+        rows += _compare(
+            "tango write",
+            {
+                "raw write_attribute": raw_write,
+                "set_position(x).join()": lambda index: device.set_position(targets[index % 2]).join(),
+            },
+            rounds,
+            count,
+            "",
+        )
+    finally:
+        server.kill()
+    return rows
+
+
+def bench_served(rounds: int, quick: bool) -> List[List[str]]:
+    """The ``served`` part: rows of the table (see the module documentation)."""
+    from concert.devices.motors.dummy import LinearMotor
+    from concert.devices.tango import TangoDevice
+    from concert.quantities import q
+
+    factory = "concert.devices.motors.dummy:LinearMotor"
+    server = _Server(
+        [sys.executable, "-m", "concert", "tango", "serve", factory, "--name", "bench/motor/1", "--port", "0"]
+    )
+    try:
+        remote = TangoDevice(server.uri, timeout=10 * q.s)
+        local = LinearMotor()
+        for motor in (remote, local):
+            motor.motion_velocity = 10 * q.m / q.s
+        targets = [0 * q.mm, 1 * q.um]
+
+        def moves(motor: object) -> Callable[[int], object]:
+            return lambda index: motor.set_position(targets[index % 2]).join()
+
+        rows = _compare(
+            "served motor set_position(x).join(), 1 µm",
+            {"in this process": moves(local), "served over Tango": moves(remote)},
+            rounds,
+            50 if quick else 200,
+            "",
+        )
+    finally:
+        server.kill()
+    return rows
+
+
+def bench_walker(rounds: int, quick: bool) -> List[List[str]]:
+    """The ``walker`` part: ``bench_walker`` of ``benchmarks/networking_walker.py``, loaded now."""
+    path = Path(__file__).with_name("networking_walker.py")
+    if not path.is_file():
+        return [["walker", f"(not run: {path.name} is not there)", "", "", ""]]
+    spec = importlib.util.spec_from_file_location("networking_walker", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("networking_walker", module)
+    spec.loader.exec_module(module)
+    return module.bench_walker(rounds, quick)
+
+
+#: The parts of the benchmark, run in this order.
+PARTS: Dict[str, Callable[[int, bool], List[List[str]]]] = {
+    "zmq": bench_zmq,
+    "tango": bench_tango,
+    "served": bench_served,
+    "walker": bench_walker,
+}
 
 
 def main() -> None:
@@ -190,7 +400,7 @@ def main() -> None:
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator as it is")
     args = parser.parse_args()
     tuned = False if args.default_malloc else keep_freed_memory()
-    table = PrettyTable(["what", "median throughput", "median rate", "range over rounds", "Concert / raw"])
+    table = PrettyTable(["what", "median", "median rate", "range over rounds", "Concert / reference"])
     table.align = "l"
     for name in args.only or PARTS:
         for row in PARTS[name](args.rounds, args.quick):

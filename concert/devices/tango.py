@@ -26,7 +26,29 @@ attributes and commands it has and becomes a Concert
   words (:data:`STATES`): ``ON`` and ``STANDBY`` are ``'standby'``, ``MOVING``
   is ``'moving'``, ``FAULT`` is ``'error'`` ...
 * ``abort()`` runs the command ``Abort`` if the device has one, else ``Stop``,
-  else nothing.
+  else nothing (Tango names ignore case: ``abort`` and ``stop`` count);
+  ``emergency_stop()`` then runs ``EmergencyStop`` (or ``emergency_stop``)
+  if the device has one.
+
+A device served by ``concert tango serve`` (:mod:`concert.networking.tango_export`)
+is recognised by the attributes and commands it has for that
+(``ConcertState``, ``ConcertOperation``, ``ConcertWait``, ``ConcertCancel``,
+which are not mapped), and driven exactly as if it were local:
+
+* a write, and a command, waits for the operation it started on the
+  server until it is over -- ``motor.position = 5 * q.mm`` returns once the
+  motor is there -- however long it takes (the Tango call itself returns at
+  once and the client asks every few milliseconds, at most every
+  :data:`POLL_INTERVAL`); cancelling its future, ``abort()`` or Ctrl-C
+  cancels the operation on the server (the motor stops part-way), and the
+  future ends cancelled;
+* commands take what the method takes, quantities included
+  (``motor.move(2 * q.mm)``: arguments travel as text, see
+  :func:`~concert.networking.tango.encode_value`), and a future of the
+  method's result;
+* the state is the served device's Concert state, exactly (``'hard-limit'``);
+* the server's errors are raised as the same Concert exceptions, with the
+  same messages, naming this device.
 
 Names that would hide what a Concert device has (an attribute or command
 called ``abort``, ``lock``, ``state`` ...) or that are taken twice are not
@@ -47,13 +69,17 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from concert.devices.base import Device
 from concert.exceptions import ConfigurationError, ReadAccessError, UnitError
-from concert.futures import async_
+from concert.futures import CancelledError, async_, on_cancel
+from concert.interrupts import protected
 from concert.naming import describe_value
-from concert.networking.tango import convert_error, get_tango_device, import_tango
+from concert.networking import tango as protocol
+from concert.networking.tango import convert_error, decode_value, encode_value, get_tango_device, import_tango
 from concert.operations import device_call
 from concert.parameters import Parameter, Quantity
 from concert.quantities import q
@@ -84,6 +110,14 @@ STATES: Dict[str, str] = {
 #: Tango attributes and commands that are not mapped to parameters or methods of their own name.
 _STATE_NAMES = ("State",)
 _NOT_COMMANDS = ("State", "Status")
+
+#: What a device served by ``concert tango serve`` has for the protocol (never mapped).
+_SERVED_ATTRIBUTES = (protocol.STATE_ATTRIBUTE, protocol.OPERATION_ATTRIBUTE)
+_SERVED_COMMANDS = (protocol.WAIT_COMMAND, protocol.CANCEL_COMMAND)
+
+#: Longest pause, in seconds, between two questions whether an operation on a served device is over
+#: (the first come sooner: 1 ms, then twice as long each time).
+POLL_INTERVAL = 0.02
 
 
 class TangoDevice(Device):
@@ -139,6 +173,7 @@ class TangoDevice(Device):
         self._proxy = proxy
         self._tango_name = _proxy_name(proxy, uri_or_proxy)
         self._commands: Dict[str, Any] = {}
+        self._served = False  # a device served by `concert tango serve` (see the module documentation)
         #: Names of Tango attributes and commands not mapped (see the module documentation).
         self.unmapped: List[str] = []
         super().__init__()
@@ -147,6 +182,12 @@ class TangoDevice(Device):
             commands = proxy.command_list_query()
         except tango.DevFailed as error:
             raise convert_error(error, f"{self!r}: asking for its attributes and commands") from None
+        self._served = set(_SERVED_ATTRIBUTES) <= {info.name for info in attributes} and set(
+            _SERVED_COMMANDS
+        ) <= {info.cmd_name for info in commands}
+        if self._served:
+            attributes = [info for info in attributes if info.name not in _SERVED_ATTRIBUTES]
+            commands = [info for info in commands if info.cmd_name not in _SERVED_COMMANDS]
         overrides = dict(units or {})
         known = {info.name for info in attributes}
         missing = sorted(set(overrides) - known)
@@ -170,8 +211,12 @@ class TangoDevice(Device):
             self._commands[name] = info
             if not self._free(name, parameters):
                 continue
-            self.__dict__[name] = self._command(name, info)
+            # On the instance's own class (install_parameters made one), so that futures and
+            # messages name the call as for any device method: TangoDevice#1(a/b/c).Move(+4).
+            setattr(type(self), name, self._command(name, info))
         for name in self.unmapped:
+            if self._served and name in ("abort", "emergency_stop"):
+                continue  # what abort() and emergency_stop() run
             LOG.warning("%r: the Tango name %r is not mapped (it is taken); use .proxy", self, name)
 
     # -- description -------------------------------------------------------------------------
@@ -193,6 +238,11 @@ class TangoDevice(Device):
     def commands(self) -> List[str]:
         """The names of the Tango commands mapped to methods or not (but ``State`` and ``Status``)."""
         return sorted(self._commands)
+
+    @property
+    def served(self) -> bool:
+        """Whether the Tango device is a Concert device served by ``concert tango serve``."""
+        return self._served
 
     def _free(self, name: str, taken: Mapping[str, Any]) -> bool:
         if name.isidentifier() and not name.startswith("_") and name not in taken:
@@ -255,7 +305,7 @@ class TangoDevice(Device):
         try:
             reply = self._proxy.read_attribute(name)
         except self._tango.DevFailed as error:
-            raise convert_error(error, f"{self!r}: reading {name}") from None
+            raise convert_error(error, f"{self!r}: reading {name}", repr(self)) from None
         if reply.value is None:
             raise ReadAccessError(
                 f"{self!r}['{name}'] has no value now: Tango reports its quality {reply.quality}"
@@ -281,32 +331,43 @@ class TangoDevice(Device):
         self._write_raw(name, value, value)
 
     def _write_raw(self, name: str, raw: Any, value: Any) -> None:
+        def describe() -> str:
+            return f"{self!r}.{name} = {describe_value(value)}"
+
+        if self._served:
+            proxy, wanted = self._proxy, [protocol.OPERATION_ATTRIBUTE]
+            self._operation(lambda: proxy.write_read_attributes([(name, raw)], wanted)[0].value, describe)
+            return
         try:
             self._proxy.write_attribute(name, raw)
         except self._tango.DevFailed as error:
-            raise convert_error(error, f"{self!r}.{name} = {describe_value(value)}") from None
+            raise convert_error(error, describe(), repr(self)) from None
         except (TypeError, ValueError) as error:  # PyTango refuses a value of the wrong type
-            raise ConfigurationError(f"{self!r}.{name} = {describe_value(value)}: {error}") from None
+            raise ConfigurationError(f"{describe()}: {error}") from None
 
     # -- commands --------------------------------------------------------------------------
 
     def _command(self, name: str, info: Any) -> Callable:
         takes_input = info.in_type != self._tango.CmdArgType.DevVoid
-        device = self
 
-        def run(*args: Any) -> Any:
+        def run(device: TangoDevice, *args: Any) -> Any:
             def describe() -> str:
                 return f"{device!r}.{name}({', '.join(describe_value(arg) for arg in args)})"
 
-            if len(args) != (1 if takes_input else 0):
-                wanted = f"one argument ({info.in_type})" if takes_input else "no argument"
-                raise ConfigurationError(f"{describe()}: the Tango command takes {wanted}")
-            if any(isinstance(arg, q.Quantity) for arg in args):
-                raise UnitError(f"{describe()}: Tango commands take plain values, not quantities")
+            if device._served:
+                sent = device._encoded(args, info, describe)
+            else:
+                if len(args) != (1 if takes_input else 0):
+                    wanted = f"one argument ({info.in_type})" if takes_input else "no argument"
+                    raise ConfigurationError(f"{describe()}: the Tango command takes {wanted}")
+                if any(isinstance(arg, q.Quantity) for arg in args):
+                    raise UnitError(f"{describe()}: Tango commands take plain values, not quantities")
+                sent = args
             with device_call(device, describe):
-                return device._execute(name, args, describe)
+                return device._execute(name, sent, describe)
 
-        run.__name__ = run.__qualname__ = name
+        run.__name__ = name
+        run.__qualname__ = f"{type(self).__name__}.{name}"
         run.__doc__ = (
             f"Run the Tango command {name} ({info.in_type} -> {info.out_type}); "
             "return a Future of its result."
@@ -314,27 +375,145 @@ class TangoDevice(Device):
         return async_(run)
 
     def _execute(self, name: str, args: tuple, describe: Callable[[], str]) -> Any:
+        if self._served:
+            proxy = self._proxy
+            replies: List[Any] = []
+
+            def start() -> int:
+                numbers, texts = proxy.command_inout(name, *args)
+                replies.append(texts[0] if texts else "None")
+                return int(numbers[0])
+
+            text = self._operation(start, describe)
+            return decode_value(replies[0] if text is None else text)
         try:
             return self._proxy.command_inout(name, *args)
         except self._tango.DevFailed as error:
-            raise convert_error(error, describe()) from None
+            raise convert_error(error, describe(), repr(self)) from None
         except (TypeError, ValueError) as error:
             raise ConfigurationError(f"{describe()}: {error}") from None
+
+    def _encoded(self, args: tuple, info: Any, describe: Callable[[], str]) -> tuple:
+        """The arguments of a served device's command as it takes them: none, one text or a list of texts."""
+        types = self._tango.CmdArgType
+        try:
+            texts = [encode_value(arg) for arg in args]
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{describe()}: {error}") from None
+        if info.in_type == types.DevVoid:
+            if texts:
+                raise ConfigurationError(f"{describe()}: the command takes no argument")
+            return ()
+        if info.in_type == types.DevString:
+            if len(texts) != 1:
+                raise ConfigurationError(f"{describe()}: the command takes one argument, not {len(texts)}")
+            return (texts[0],)
+        return (texts,)
+
+    # -- operations on a served device ------------------------------------------------------
+
+    def _operation(self, start: Callable[[], int], describe: Callable[[], str]) -> Optional[str]:
+        """Make the call ``start`` and wait for the operation it leaves running on the server.
+
+        ``start`` returns the operation's number (0: it is over already).
+        Cancelling the calling operation (or Ctrl-C) cancels the server's.
+        Returns the result as text of an operation that ran on after the
+        call, ``None`` if there was none. Raises the server's errors as
+        Concert exceptions (:func:`~concert.networking.tango.convert_error`).
+        """
+        remote = _Remote(self)
+        with on_cancel(remote.stop):
+            try:
+                number = remote.start(start)
+            except self._tango.DevFailed as error:
+                raise convert_error(error, describe(), repr(self)) from None
+            except (TypeError, ValueError) as error:  # PyTango refuses a value of the wrong type
+                raise ConfigurationError(f"{describe()}: {error}") from None
+            if not number:
+                return None
+            pause = 0.001
+            while True:
+                try:
+                    over, texts = self._proxy.command_inout(protocol.WAIT_COMMAND, number)
+                except self._tango.DevFailed as error:
+                    raise convert_error(error, describe(), repr(self)) from None
+                if over[0]:
+                    return texts[0] if texts else "None"
+                time.sleep(pause)
+                pause = min(2 * pause, POLL_INTERVAL)
+
+    def _cancel_remote(self, number: int) -> None:
+        """Cancel operation ``number`` on the server; return once it stopped."""
+        try:
+            self._proxy.command_inout(
+                protocol.CANCEL_COMMAND, ([number], ["a Tango client's cancel request"])
+            )
+        except self._tango.DevFailed as error:
+            raise convert_error(error, f"{self!r}: cancelling operation {number}", repr(self)) from None
 
     # -- state and stopping -------------------------------------------------------------------
 
     def _get_state(self) -> str:
         try:
+            if self._served:
+                state = self._proxy.read_attribute(protocol.STATE_ATTRIBUTE).value
+                if state:
+                    return str(state)
             state = self._proxy.state()
         except self._tango.DevFailed as error:
-            raise convert_error(error, f"{self!r}: reading the state") from None
+            raise convert_error(error, f"{self!r}: reading the state", repr(self)) from None
         return STATES.get(state.name, state.name.lower())
 
+    def _named(self, *names: str) -> Optional[str]:
+        """The first of the Tango commands ``names`` the device has (Tango names ignore case)."""
+        have = {name.lower(): name for name in self._commands}
+        for name in names:
+            if name.lower() in have:
+                return have[name.lower()]
+        return None
+
     def _abort(self) -> None:
-        for name in ("Abort", "Stop"):
-            if name in self._commands:
-                self._execute(name, (), lambda name=name: f"{self!r}.abort() (Tango command {name})")
-                return
+        name = self._named("Abort", "Stop")
+        if name is not None:
+            self._execute(name, (), lambda: f"{self!r}.abort() (Tango command {name})")
+
+    def _emergency_stop(self) -> None:
+        name = self._named("EmergencyStop", "emergency_stop")
+        if name is not None:
+            self._execute(name, (), lambda: f"{self!r}.emergency_stop() (Tango command {name})")
+
+
+class _Remote:
+    """The operation a call on a served device started on the server, and the stop action of the call.
+
+    :meth:`stop` may run in any thread at any time (a ``cancel()``, Ctrl-C):
+    before the server said which operation it started, it notes the stop
+    for :meth:`start` to send. ``_number`` and ``_stop_wanted`` are guarded by ``_lock``.
+    """
+
+    def __init__(self, device: TangoDevice) -> None:
+        self._device = device
+        self._lock = threading.Lock()
+        self._number = 0
+        self._stop_wanted = False
+
+    @protected  # the call and noting what it started are one step for Ctrl-C
+    def start(self, call: Callable[[], int]) -> int:
+        number = int(call() or 0)
+        with self._lock:
+            self._number = number
+            wanted = self._stop_wanted
+        if number and wanted:
+            self._device._cancel_remote(number)
+            raise CancelledError(f"{self._device!r}: stopped while starting operation {number}")
+        return number
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop_wanted = True
+            number = self._number
+        if number:
+            self._device._cancel_remote(number)
 
 
 def _proxy_name(proxy: Any, given: Any) -> str:

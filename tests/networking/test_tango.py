@@ -136,6 +136,7 @@ def test_command_returns_a_future_and_the_state_follows_tango(device):
     device.position = 1 * q.mm
     future = device.Move(4.0)
     assert isinstance(future, Future)
+    assert future.name.startswith(f"{device!r}.Move(")  # named after the device, as any method call
     assert future.result(TIMEOUT) == 1.0  # the command's result: the old position
     assert device.state == "moving"  # Tango MOVING
     assert device.position == 4 * q.mm
