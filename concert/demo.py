@@ -1,15 +1,20 @@
 """``concert demo``: a short experiment on the simulated beamline.
 
-A tomography-style run: dark frames with the shutter closed, flat fields
-with it open, then projections while a rotation motor steps through angles
-and the camera records. Frames stream through
+A tomography-style run on the simulated beamline of
+:mod:`concert.devices.cameras.simulation`: the camera images a needle on a
+rotation stage. Dark frames with the shutter closed, flat fields with it
+open and the needle moved out of the beam by a flat-field motor, then
+projections while the rotation motor steps through angles and the camera
+records. Frames stream through
 :func:`~concert.pipelines.broadcast` to an averaging consumer and to a
 :class:`~concert.storage.DirectoryWalker` writing multi-page TIFF files.
 Device messages are printed as they arrive, one line per acquisition when
 it has recorded its frames, and a table at the end says what was written
-and how fast. A progress bar follows the projections when the output is a
-terminal (and :data:`concert.config.PROGRESS_BAR` is on); on a pipe or a
-file the output is plain lines.
+and how fast; the last line gives the mean levels of the darks, flats and
+projections and the range of the flat-corrected transmission. A progress
+bar follows the projections when the output is a terminal (and
+:data:`concert.config.PROGRESS_BAR` is on); on a pipe or a file the output
+is plain lines.
 
 It needs no arguments and writes below a fresh directory it names
 (``concert-demo-<date>-<time>`` in the current directory), never into an
@@ -169,15 +174,17 @@ class _Producers:
 
 
 def _frames(camera: Any, count: int, motor: Any = None, angles: Any = None, bar: Any = None) -> Iterator[Any]:
-    """Yield ``count`` frames, triggered one by one, the motor at ``angles``; close ``bar`` at the end."""
+    """Yield ``count`` frames, triggered one by one, the motor at ``angles``; close ``bar`` at the end.
+
+    The camera reads the motor's angle at each trigger: the frame shows it and its
+    metadata has it (``'angle_deg'``).
+    """
     try:
         for index in range(count):
             if motor is not None:
                 motor.position = angles[index]
             camera.trigger().join(CLEANUP_TIMEOUT)
             frame = camera.grab_async(timeout=CLEANUP_TIMEOUT).result(CLEANUP_TIMEOUT)
-            if motor is not None:
-                frame.metadata["angle_deg"] = float(angles[index].m_as("deg"))
             if bar is not None:
                 bar.update()
             yield frame
@@ -189,6 +196,47 @@ def _frames(camera: Any, count: int, motor: Any = None, angles: Any = None, bar:
 def _switch(shutter: Any, state: str) -> None:
     if shutter.state != state:
         (shutter.open() if state == "open" else shutter.close()).join(CLEANUP_TIMEOUT)
+
+
+def _place(motor: Any, position: Any) -> None:
+    if motor.position != position:
+        motor.set_position(position).join(CLEANUP_TIMEOUT)
+
+
+class _Transmission:
+    """A consumer of projections: the range of their flat-corrected transmission.
+
+    Each projection ``p`` is corrected with the averages of the darks ``d``
+    and the flats ``f`` (read when the projections start) by
+    :func:`~concert.imageprocessing.flat_correct`: ``(p - d) / (f - d)``;
+    :attr:`low` and :attr:`high` are the lowest 0.1st and the highest 99.9th
+    percentile over the projections (percentiles, so that single noisy pixels
+    do not set the range), ``None`` until a projection has been corrected.
+    Written by the consumer's thread only, read once its future is done.
+    """
+
+    def __init__(self, darks: Any, flats: Any) -> None:
+        self._darks, self._flats = darks, flats
+        self.low: Optional[float] = None
+        self.high: Optional[float] = None
+
+    def __call__(self, frames: Iterable[Any]) -> None:
+        import numpy as np
+
+        dark, flat = self._darks.average, self._flats.average
+        if dark is None or flat is None:  # no darks or flats: nothing to correct with
+            for _ in frames:
+                pass
+            return
+        from concert.imageprocessing import flat_correct
+
+        for frame in frames:
+            transmission = flat_correct(frame, flat, dark)
+            count = transmission.size
+            ranks = (count // 1000, count - 1 - count // 1000)  # the 0.1st and 99.9th percentiles
+            low, high = np.partition(transmission.ravel(), ranks)[list(ranks)]
+            self.low = float(low) if self.low is None else min(self.low, float(low))
+            self.high = float(high) if self.high is None else max(self.high, float(high))
 
 
 @protected  # a Ctrl-C arriving while this runs is held back, and then ignored
@@ -248,8 +296,8 @@ def run_demo(
     :raises FileExistsError: if ``directory`` exists already.
     :raises DemoDirectoryError: if ``directory`` cannot be created.
     """
-    from concert.devices.cameras.dummy import Camera
-    from concert.devices.motors.dummy import RotationMotor
+    from concert.devices.cameras.dummy import Camera, Needle
+    from concert.devices.motors.dummy import LinearMotor, RotationMotor
     from concert.devices.shutters.dummy import Shutter
     from concert.pipelines import Average
     from concert.processes.experiment import Acquisition, Experiment
@@ -259,22 +307,36 @@ def run_demo(
     directory = _create_directory(directory)
     bar = config.PROGRESS_BAR and _is_terminal(out)
     output = _Output(out, bar)
-    output.line(f"Simulated beamline: shutter, rotation motor, camera. Writing below {directory}")
+    output.line(
+        "Simulated beamline: shutter, rotation motor, flat-field motor, camera imaging a needle. "
+        f"Writing below {directory}"
+    )
 
-    shutter, motor, camera = Shutter(), RotationMotor(motion_velocity=3600 * q.deg / q.s), Camera()
+    shutter = Shutter()
+    motor = RotationMotor(motion_velocity=3600 * q.deg / q.s)
+    flat_motor = LinearMotor(motion_velocity=1000 * q.mm / q.s)
+    # A needle 1 mm off the axis, its tip 0.5 mm above the centre row; the field of view is 4.16 mm
+    # wide, which is where the flat motor takes it out of the beam (out_of_beam_distance's default).
+    needle = Needle(x=1 * q.mm, y=0.5 * q.mm)
+    camera = Camera(shutter=shutter, rotation_motor=motor, flat_motor=flat_motor, sample=needle)
     camera.trigger_source = camera.trigger_sources.SOFTWARE
+    camera.exposure_time = 10 * q.ms  # 2000 photons per pixel in the open beam
     angles = [q.Quantity(180.0 * i / projections, q.deg) for i in range(projections)]
+    in_beam, out_of_beam = 0 * q.mm, 5 * q.mm
     frame_bytes = camera.roi_width.magnitude * camera.roi_height.magnitude * 2
     walker = DirectoryWalker(root=directory, bytes_per_file=int(frame_bytes * 8))  # 8 frames per file
-    average = Average()
+    dark_average, flat_average, average = Average(), Average(), Average()
+    transmission = _Transmission(dark_average, flat_average)
     producers = _Producers()
+    consumers = {"darks": [dark_average], "flats": [flat_average], "projections": [average, transmission]}
 
-    def acquisition(name: str, state: str, count: int, **moves: Any) -> Acquisition:
-        """``count`` frames with the shutter in ``state``; one line when they are recorded."""
+    def acquisition(name: str, state: str, flat: Any, count: int, **moves: Any) -> Acquisition:
+        """``count`` frames, the shutter in ``state``, the flat motor at ``flat``; one line when recorded."""
 
         def produce() -> Iterable[Any]:
             begin = time.monotonic()
             _switch(shutter, state)
+            _place(flat_motor, flat)
             progress = output.progress(count, name) if name == "projections" else None
 
             def frames() -> Iterator[Any]:
@@ -290,13 +352,13 @@ def run_demo(
 
             return frames()
 
-        return Acquisition(name, produce, consumers=[average] if name == "projections" else ())
+        return Acquisition(name, produce, consumers=consumers[name])
 
     experiment = Experiment(
         [
-            acquisition("darks", "closed", darks),
-            acquisition("flats", "open", flats),
-            acquisition("projections", "open", projections, motor=motor, angles=angles),
+            acquisition("darks", "closed", in_beam, darks),
+            acquisition("flats", "open", out_of_beam, flats),
+            acquisition("projections", "open", in_beam, projections, motor=motor, angles=angles),
         ],
         walker,
     )
@@ -334,13 +396,10 @@ def run_demo(
                 _switch(shutter, "closed")
         elapsed = time.monotonic() - began
         summary = _summarise(directory, _read_record(directory), out)
-        mean = "no projection averaged"  # the average was stopped, or never started
-        if average.average is not None:
-            mean = f"mean projection intensity {average.average.mean():.1f}"
         print(
             f"Wrote {summary['frames']} frames ({summary['bytes'] / 1e6:.1f} MB) to {summary['directory']} "
-            f"in {elapsed:.2f} s; {output.count} device messages; {mean}; "
-            f"{shutter!r} is {shutter.state}.",
+            f"in {elapsed:.2f} s; {output.count} device messages; "
+            f"{_levels(dark_average, flat_average, average, transmission)}; {shutter!r} is {shutter.state}.",
             file=out,
             flush=True,
         )
@@ -359,6 +418,19 @@ def run_demo(
     if failure is not None:
         raise failure
     return summary
+
+
+def _levels(darks: Any, flats: Any, projections: Any, transmission: _Transmission) -> str:
+    """The mean counts of the acquisitions averaged, and the transmission's range, for the last line."""
+    means = [
+        f"{name} {average.average.mean():.1f}"
+        for name, average in (("dark", darks), ("flat", flats), ("projection", projections))
+        if average.average is not None  # stopped, or never started
+    ]
+    levels = f"mean {', '.join(means)} counts" if means else "nothing averaged"
+    if transmission.low is None:
+        return f"{levels}; no transmission computed"
+    return f"{levels}; flat-corrected transmission {transmission.low:.2f} to {transmission.high:.2f}"
 
 
 def _summarise(directory: str, record: Optional[Dict[str, Any]], out: TextIO) -> Dict[str, Any]:

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tifffile
 
@@ -51,20 +52,50 @@ def test_concert_demo_writes_every_announced_frame(tmp_path):
     for name in ("darks", "flats", "projections"):
         files = sorted((run_directory / name).glob("*.tif"))
         assert files, f"no TIFF files for {name}"
-        pages[name] = 0
+        pages[name] = []
         for file in files:
             with tifffile.TiffFile(file) as tiff:
                 for page in tiff.pages:
                     image = page.asarray()
                     assert image.dtype.kind == "u" and image.ndim == 2
-                    pages[name] += 1
-    assert pages == {"darks": 4, "flats": 4, "projections": 32}
+                    pages[name].append(image.astype(float))
+    assert {name: len(images) for name, images in pages.items()} == {
+        "darks": 4,
+        "flats": 4,
+        "projections": 32,
+    }
     assert len(list((run_directory / "projections").glob("*.tif"))) > 1  # multi-page files, several of them
+
+    # The simulated sample: darks dark, flats bright, the needle in the projections, moving with the angle.
+    dark, flat = np.mean(pages["darks"], axis=0), np.mean(pages["flats"], axis=0)
+    assert dark.mean() == pytest.approx(100, abs=1) and flat.mean() == pytest.approx(2100, rel=0.01)
+    transmissions = [(projection - dark) / (flat - dark) for projection in pages["projections"]]
+    needle_columns = []
+    for transmission in transmissions:
+        absorbing = np.nonzero((transmission < 0.5).sum(axis=0) > 50)[0]  # columns the needle darkens
+        assert absorbing.size, "a projection without the needle"
+        needle_columns.append(absorbing.mean())
+    assert needle_columns[0] > needle_columns[16] + 100  # 0°: right of the axis; 90°: on it
+    assert all(a > b for a, b in zip(needle_columns[:16], needle_columns[1:17]))  # moving left to 90°
+    levels = re.search(
+        r"mean dark (\d+\.\d), flat (\d+\.\d), projection (\d+\.\d) counts; "
+        r"flat-corrected transmission (\d+\.\d\d) to (\d+\.\d\d); Shutter#1 is closed\.$",
+        result.stdout.strip(),
+    )
+    assert levels, result.stdout
+    mean_dark, mean_flat, mean_projection, low, high = map(float, levels.groups())
+    assert mean_dark < 101 < mean_projection < mean_flat
+    assert 0.05 < low < 0.25 and 1.0 < high < 1.2  # the needle's middle lets 13 % through
 
     record = json.loads((run_directory / "experiment.json").read_text())
     assert [a["frames"] for a in record["acquisitions"]] == [4, 4, 32] and record["outcome"] == "done"
     assert "acquisition projections: 32 frames" in (run_directory / "experiment.log").read_text()
-    for message in ("Shutter#1 -> open", "RotationMotor#1 -> moving", "Camera#1 -> recording"):
+    for message in (
+        "Shutter#1 -> open",
+        "RotationMotor#1 -> moving",
+        "LinearMotor#1 -> moving",
+        "Camera#1 -> recording",
+    ):
         assert message in result.stdout
     assert "| projections |" in result.stdout
 
@@ -250,7 +281,7 @@ def test_on_a_pipe_the_output_is_plain_lines_one_per_acquisition(tmp_path):
     assert "\r" not in result.stdout and "\r" not in result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert len(lines) <= 2 * 32 + 25  # two motor messages per projection, a few more, the table
+    assert len(lines) <= 2 * 32 + 30  # two motor messages per projection, a few more, the table
     for name, count in (("darks", 4), ("flats", 4), ("projections", 32)):
         [line] = [line for line in lines if line.startswith(f"{name}: ")]
         assert re.fullmatch(rf"{name}: {count} frames recorded in \d+\.\d+ s", line)

@@ -9,7 +9,12 @@ Three classes:
   implements ``_grab_real(self)`` -- no timeout argument -- instead gets that
   method called for the content of each frame.)
 * :class:`Camera` -- ``Base`` showing a built-in test pattern, or a
-  ``background`` image of your own, with or without noise.
+  ``background`` image of your own, with or without noise, or -- wired to
+  a shutter, motors and a sample by its keyword arguments -- the simulated
+  beamline of :mod:`concert.devices.cameras.simulation`: a
+  :class:`~concert.devices.cameras.simulation.Needle` or
+  :class:`~concert.devices.cameras.simulation.Sphere` (both importable from
+  here too) on a rotation stage, in a beam.
 * :class:`BufferedCamera` -- ``Camera`` as a
   :class:`~concert.devices.cameras.base.BufferedCamera`, read out after
   the recording with ``readout_buffer()``.
@@ -45,7 +50,10 @@ frames of the camera's life from 0 (independently of the recordings), and its
 ``'trigger_source'`` is ``'SOFTWARE'``: the grab triggered it. Iterators
 (``stream()``) and ``stream(consumer)`` never take single frames: they end.
 
-What a :class:`Camera` frame shows:
+What a :class:`Camera` frame shows (for the simulated beamline, see
+:mod:`concert.devices.cameras.simulation`: its frames are ``uint16`` too,
+with more metadata, and its devices are read at the trigger of a
+``SOFTWARE`` or ``EXTERNAL`` frame, when an ``AUTO`` or single frame is read):
 
 * without ``background``: a dark level of 100 counts plus a smooth pattern
   whose brightness grows with the exposure time (saturating at 65535) and
@@ -78,12 +86,16 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Iterator, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
 from concert.devices.cameras import base
 from concert.devices.cameras.base import CameraError, TriggerSource
+from concert.devices.cameras.simulation import Beam as Beam  # re-exported: SPEC §15 names them here
+from concert.devices.cameras.simulation import Needle as Needle
+from concert.devices.cameras.simulation import Simulation
+from concert.devices.cameras.simulation import Sphere as Sphere
 from concert.exceptions import AccessorNotImplementedError, HardLimitError, LimitError, StateError, UnitError
 from concert.imaging import ImageWithMetadata
 from concert.naming import describe_value
@@ -112,6 +124,7 @@ class _Setup:
     roi: Tuple[int, int, int, int]  # x0, y0, width, height
     started: float  # time.monotonic() at the start
     started_wall: float  # time.time() at the start
+    serial: int  # counts the setups of the camera's life from 0: with the frame number, names a frame
 
 
 def _takes_timeout(func: Callable) -> bool:
@@ -192,7 +205,9 @@ class Base(base.Camera):
         self._stopped_at: Optional[float] = None  # time.monotonic() of the last stop
         self._next = 0  # number of the next frame of the recording to hand out
         self._singles = 0  # number of the next single frame (taken outside a recording)
-        self._triggered: Deque[float] = collections.deque()  # timestamps of triggered frames not read
+        self._serial = 0  # setups made so far (see _Setup.serial)
+        # (timestamp, scene at the trigger) of the triggered frames not read yet; see _scene()
+        self._triggered: Deque[Tuple[float, Any]] = collections.deque()
         super().__init__()
 
     # -- settings (written in standby only, so a recording sees them fixed) ----------------
@@ -275,6 +290,7 @@ class Base(base.Camera):
 
     def _current_setup(self, mode: TriggerSource) -> _Setup:
         """The settings now, as a setup (caller holds _cond)."""
+        self._serial += 1
         return _Setup(
             mode=mode,
             period=1 / self._frame_rate.to(1 / q.s).magnitude,
@@ -282,6 +298,7 @@ class Base(base.Camera):
             roi=self._roi,
             started=time.monotonic(),
             started_wall=time.time(),
+            serial=self._serial - 1,
         )
 
     def _record_real(self) -> None:
@@ -301,10 +318,11 @@ class Base(base.Camera):
                 self._cond.notify_all()
 
     def _record_triggered(self, mode: TriggerSource) -> bool:
+        scene = self._scene()  # what the frame shows is read at the trigger, outside the lock
         with self._cond:
             if not self._recording or self._setup.mode is not mode:
                 return False
-            self._triggered.append(time.time())
+            self._triggered.append((time.time(), scene))
             self._cond.notify_all()
             return True
 
@@ -338,8 +356,8 @@ class Base(base.Camera):
                     return None
                 self._cond.wait(min(wait, remaining))
             setup = self._setup
-        number, timestamp = taken
-        return self._render(setup, number, timestamp)
+        number, timestamp, scene = taken
+        return self._render(setup, number, timestamp, scene)
 
     def _snap_real(self) -> ImageWithMetadata:
         with self._cond:
@@ -348,9 +366,10 @@ class Base(base.Camera):
             self._singles += 1
         return self._render(setup, number, setup.started_wall)
 
-    def _take(self, now: float) -> Tuple[Optional[Tuple[int, float]], Optional[float]]:
-        """Hand out the next frame: ((number, timestamp), 0) if readable now, else (None, seconds
-        until one may be, or None if none will come). Caller holds _cond."""
+    def _take(self, now: float) -> Tuple[Optional[Tuple[int, float, Any]], Optional[float]]:
+        """Hand out the next frame: ((number, timestamp, scene), 0) if readable now, else (None,
+        seconds until one may be, or None if none will come). Caller holds _cond. The scene is
+        the one read at the trigger (``None`` for AUTO frames: read when rendered)."""
         setup = self._setup
         if setup is None:
             return None, None
@@ -360,17 +379,19 @@ class Base(base.Camera):
                 return None, None
             if now < complete:
                 return None, complete - now
-            timestamp = setup.started_wall + (self._next + 1) * setup.period
+            timestamp, scene = setup.started_wall + (self._next + 1) * setup.period, None
         elif self._triggered:
-            timestamp = self._triggered.popleft()
+            timestamp, scene = self._triggered.popleft()
         else:
             return None, (math.inf if self._recording else None)
         self._next += 1
-        return (self._next - 1, timestamp), 0.0
+        return (self._next - 1, timestamp, scene), 0.0
 
-    def _render(self, setup: _Setup, number: int, timestamp: float) -> ImageWithMetadata:
+    def _render(self, setup: _Setup, number: int, timestamp: float, scene: Any = None) -> ImageWithMetadata:
+        if scene is None:
+            scene = self._scene()
         try:
-            image = self._image(setup, number)
+            image, extra = self._content(setup, number, scene)
         except AccessorNotImplementedError as error:  # a programming error, not "cannot take a frame"
             raise CameraError(str(error)) from None
         if image is None:
@@ -382,7 +403,16 @@ class Base(base.Camera):
             "roi": setup.roi,
             "trigger_source": setup.mode.name,
         }
+        metadata.update(extra)
         return ImageWithMetadata(image, metadata)
+
+    def _scene(self) -> Any:
+        """What the frames show that is read from other devices (``None``: nothing); read per frame."""
+        return None
+
+    def _content(self, setup: _Setup, number: int, scene: Any) -> Tuple[Any, Dict[str, Any]]:
+        """The image of frame ``number`` of ``setup`` showing ``scene``, and the metadata it adds."""
+        return self._image(setup, number), {}
 
     def _image(self, setup: _Setup, number: int) -> Any:
         """The content of frame ``number`` of ``setup``: what ``_expose_real`` returns."""
@@ -404,10 +434,30 @@ class Camera(Base):
     adds noise to a background (or lets the pattern drift); ``False`` makes
     every frame the background itself (the pattern of frame 0).
 
+    The keyword-only arguments, all optional, wire the camera into the
+    simulated beamline of :mod:`concert.devices.cameras.simulation` (given
+    any of them, not ``None``, the camera images it instead of the
+    pattern): the devices ``shutter``, ``rotation_motor``, ``x_motor``,
+    ``z_motor``, ``flat_motor``, ``focus_motor``, the ``sample``
+    (:class:`~concert.devices.cameras.simulation.Needle` or
+    :class:`~concert.devices.cameras.simulation.Sphere`) and the ``beam``
+    (:class:`~concert.devices.cameras.simulation.Beam`), and the scene:
+    ``pixel_size``, ``flux``, ``dark``, ``read_noise``, ``noise``, ``seed``,
+    ``axis_column``, ``roll``, ``pitch``, ``in_beam_position``,
+    ``out_of_beam_distance``, ``best_focus`` and ``focus_blur``, described
+    by :class:`~concert.devices.cameras.simulation.Simulation`;
+    ``simulate=False`` then switches the noise off as ``noise=False`` does.
+    The camera's :attr:`simulation` answers for the ground truth.
+
     :raises CameraError: ``background`` is not such an image, or does not
-        have the ``sensor_width``/``sensor_height`` also given.
-    :raises UnitError: a sensor size is not in pixels.
-    :raises LimitError: a sensor size is not a whole number of pixels >= 1.
+        have the ``sensor_width``/``sensor_height`` also given, or is given
+        with the simulated beamline; a device of the wrong kind for its
+        argument, a sample or beam of the wrong type.
+    :raises UnitError: a sensor size is not in pixels; an argument of the
+        simulated beamline is not in its unit.
+    :raises LimitError: a sensor size is not a whole number of pixels >= 1;
+        an argument of the simulated beamline is out of range, or the
+        sample would leave the sensor during a turn.
     """
 
     def __init__(
@@ -416,7 +466,62 @@ class Camera(Base):
         simulate: bool = True,
         sensor_width: Any = None,
         sensor_height: Any = None,
+        *,
+        shutter: Any = None,
+        rotation_motor: Any = None,
+        x_motor: Any = None,
+        z_motor: Any = None,
+        flat_motor: Any = None,
+        focus_motor: Any = None,
+        sample: Any = None,
+        beam: Any = None,
+        pixel_size: Any = None,
+        flux: Any = None,
+        dark: Any = None,
+        read_noise: Any = None,
+        noise: Optional[bool] = None,
+        seed: Optional[int] = None,
+        axis_column: Any = None,
+        roll: Any = None,
+        pitch: Any = None,
+        in_beam_position: Any = None,
+        out_of_beam_distance: Any = None,
+        best_focus: Any = None,
+        focus_blur: Any = None,
     ) -> None:
+        beamline = {
+            name: value
+            for name, value in (
+                ("shutter", shutter),
+                ("rotation_motor", rotation_motor),
+                ("x_motor", x_motor),
+                ("z_motor", z_motor),
+                ("flat_motor", flat_motor),
+                ("focus_motor", focus_motor),
+                ("sample", sample),
+                ("beam", beam),
+                ("pixel_size", pixel_size),
+                ("flux", flux),
+                ("dark", dark),
+                ("read_noise", read_noise),
+                ("noise", noise),
+                ("seed", seed),
+                ("axis_column", axis_column),
+                ("roll", roll),
+                ("pitch", pitch),
+                ("in_beam_position", in_beam_position),
+                ("out_of_beam_distance", out_of_beam_distance),
+                ("best_focus", best_focus),
+                ("focus_blur", focus_blur),
+            )
+            if value is not None
+        }
+        if beamline and background is not None:
+            raise CameraError(
+                f"{type(self).__name__}: background={describe_value(background)} cannot be combined with "
+                f"the simulated beamline ({', '.join(sorted(beamline))}): the camera images one or the other"
+            )
+        self._constructed = False  # until Base.__init__ has numbered the camera (messages name it)
         self._background = None if background is None else _image_of(background)
         self._simulate = bool(simulate)
         self._noise = np.random.default_rng()
@@ -433,10 +538,31 @@ class Camera(Base):
                         f"{columns} x {rows} pixels (its shape sets the sensor size: leave {name} out)"
                     )
             sensor_width, sensor_height = columns * q.pixel, rows * q.pixel
-        super().__init__(
-            sensor_width=640 * q.pixel if sensor_width is None else sensor_width,
-            sensor_height=480 * q.pixel if sensor_height is None else sensor_height,
-        )
+        sensor_width = 640 * q.pixel if sensor_width is None else sensor_width
+        sensor_height = 480 * q.pixel if sensor_height is None else sensor_height
+        self._simulation: Optional[Simulation] = None  # fixed for the camera's life
+        if beamline:
+            sensor = (
+                _pixel_count(type(self).__name__, "sensor_width", sensor_width),
+                _pixel_count(type(self).__name__, "sensor_height", sensor_height),
+            )
+            beamline["noise"] = bool(beamline.get("noise", True)) and self._simulate
+            self._simulation = Simulation(self._label, sensor, **beamline)
+        super().__init__(sensor_width=sensor_width, sensor_height=sensor_height)
+        self._constructed = True
+
+    def _label(self) -> str:
+        return repr(self) if self._constructed else type(self).__name__
+
+    @property
+    def simulation(self) -> Optional[Simulation]:
+        """The simulated beamline the camera images (:class:`~concert.devices.cameras.simulation.Simulation`).
+
+        ``None`` when the camera shows its test pattern or a background.
+        Ask it for the ground truth: ``camera.simulation.tip_position(angle)``,
+        ``camera.simulation.roll`` ...
+        """
+        return self._simulation
 
     @property
     def background(self) -> Optional[np.ndarray]:
@@ -447,6 +573,16 @@ class Camera(Base):
     def simulate(self) -> bool:
         """Whether frames vary (noise on a background, the drifting pattern) or are the background itself."""
         return self._simulate
+
+    def _scene(self) -> Any:
+        simulation = self._simulation
+        return None if simulation is None else simulation.scene()
+
+    def _content(self, setup: _Setup, number: int, scene: Any) -> Tuple[Any, Dict[str, Any]]:
+        simulation = self._simulation
+        if simulation is None:
+            return super()._content(setup, number, scene)
+        return simulation.render(setup.exposure, setup.roi, (setup.serial, number), scene)
 
     def _image(self, setup: _Setup, number: int) -> np.ndarray:
         x0, y0, width, height = setup.roi
