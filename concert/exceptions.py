@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "AccessorNotImplementedError",
     "AddonError",
+    "AlignmentError",
     "CameraError",
     "CancelActionError",
     "ConcertError",
@@ -227,6 +228,19 @@ class ProcessError(ConcertError, ValueError):
     parameter is not a parameter value (``motor['position']``), a callback
     for a region the scan does not have, or a ``focus`` option it does not
     know. The message names the process, the argument and the value.
+    """
+
+
+class AlignmentError(ConcertError, RuntimeError):
+    """An alignment process could not do its job with what the camera showed.
+
+    Raised when no sample is visible in the frames of
+    :func:`~concert.processes.beamline.align_rotation_axis` (every frame
+    flat), when :func:`~concert.processes.beamline.find_beam` searched its
+    whole area without seeing the beam, and when ``align_rotation_axis`` or
+    :func:`~concert.processes.beamline.drift_to_beam` did not get within
+    tolerance in ``max_iterations``. The message names the process, what it
+    measured last, and where it left the motors.
     """
 
 

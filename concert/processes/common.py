@@ -5,9 +5,20 @@
   one per point; :func:`scan_param_feedback` measures a parameter at each point;
 * :func:`ascan`, :func:`dscan` -- several parameters moved together, with a
   ``handler`` called at each step;
-* :func:`focus` -- put a camera in focus with a motor.
+* :func:`focus` -- put a camera in focus with a motor;
+* the beamline processes of the toolbox, defined and documented in
+  :mod:`concert.processes.beamline` and importable from here as the legacy
+  API had them: :func:`~concert.processes.beamline.acquire_frames_360`,
+  :func:`~concert.processes.beamline.align_rotation_axis`,
+  :func:`~concert.processes.beamline.find_beam`,
+  :func:`~concert.processes.beamline.drift_to_beam`,
+  :func:`~concert.processes.beamline.center_to_beam`,
+  :func:`~concert.processes.beamline.acquire_dark`,
+  :func:`~concert.processes.beamline.acquire_image_with_beam`,
+  :func:`~concert.processes.beamline.determine_rotation_axis`, and
+  :class:`~concert.processes.beamline.AlignmentError`.
 
-They are the legacy spellings of :mod:`concert.processes`: :func:`ascan`,
+The scans and ``focus`` are the legacy spellings of :mod:`concert.processes`: :func:`ascan`,
 :func:`dscan` and :func:`focus` run :func:`concert.processes.scan.ascan`,
 :func:`concert.processes.scan.dscan` and
 :func:`concert.processes.optimization.focus`, so they set, stop, put back
@@ -28,12 +39,38 @@ from concert.exceptions import ReadAccessError
 from concert.futures import Future, async_, resolve
 from concert.naming import describe_value
 from concert.parameters import ParameterValue
+from concert.processes.beamline import (  # re-exported: where the legacy API has them
+    AlignmentError,
+    acquire_dark,
+    acquire_frames_360,
+    acquire_image_with_beam,
+    align_rotation_axis,
+    center_to_beam,
+    determine_rotation_axis,
+    drift_to_beam,
+    find_beam,
+)
 from concert.processes.optimization import focus as _focus
 from concert.processes.scan import ascan as _ascan
 from concert.processes.scan import dscan as _dscan
 from concert.regions import Region
 
-__all__ = ["ascan", "dscan", "focus", "scan", "scan_param_feedback"]
+__all__ = [
+    "AlignmentError",
+    "acquire_dark",
+    "acquire_frames_360",
+    "acquire_image_with_beam",
+    "align_rotation_axis",
+    "ascan",
+    "center_to_beam",
+    "determine_rotation_axis",
+    "drift_to_beam",
+    "dscan",
+    "find_beam",
+    "focus",
+    "scan",
+    "scan_param_feedback",
+]
 
 
 # -- scan -------------------------------------------------------------------------------------
