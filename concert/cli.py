@@ -24,6 +24,7 @@ with one line and exit status 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple, Union
@@ -210,6 +211,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         status = commands[name].run(**options)
+    except BrokenPipeError:
+        # Whoever read standard output went away (concert demo | head): end quietly, as Unix
+        # tools do, with SIGPIPE's status; standard output now leads nowhere, so that the
+        # interpreter's last flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + 13
     except ConcertError as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"concert {name}: {message}", file=sys.stderr)

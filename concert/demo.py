@@ -110,19 +110,25 @@ class _Output:
         self._out = out
         self.bar = bar
         self._start = time.monotonic()
-        self._lock = threading.Lock()  # one line at a time
+        self._lock = threading.Lock()  # one line at a time; guards _gone too
+        self._gone = False  # the reader of out went away (a closed pipe): print nothing more
         self.count = 0  # device messages printed
         self._handlers = {message: self._handler(message) for message in STATE_MESSAGES}
 
     def line(self, text: str) -> None:
         """Write ``text`` as a line of its own."""
         with self._lock:
-            if self.bar:
-                from tqdm import tqdm
+            if self._gone:
+                return
+            try:
+                if self.bar:
+                    from tqdm import tqdm
 
-                tqdm.write(text, file=self._out)
-            else:
-                print(text, file=self._out, flush=True)
+                    tqdm.write(text, file=self._out)
+                else:
+                    print(text, file=self._out, flush=True)
+            except BrokenPipeError:
+                self._gone = True  # | head has read enough: the demo goes on, and ends with status 141
 
     def progress(self, total: int, description: str) -> Any:
         """Return a progress bar over ``total`` steps on ``out``, or ``None`` without a bar."""

@@ -324,3 +324,28 @@ def test_on_a_terminal_the_projections_get_a_progress_bar(tmp_path):
     assert returncode == 0, shown
     assert re.search(r"\rprojections:\s+\d+%\|.*\| \d+/32 \[", shown), shown
     assert "Shutter#1 is closed." in shown and "Traceback" not in shown
+
+
+def test_a_reader_that_goes_away_ends_the_demo_quietly_with_sigpipes_status(tmp_path):
+    # concert demo | head -1: the demo still writes every frame, prints no traceback, exits 141.
+    process = subprocess.Popen(
+        [concert_command(), "demo", "--directory", str(tmp_path / "scan")],
+        cwd=tmp_path,
+        env=demo_environment(CONCERT_PROGRESS_BAR="0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout.readline().startswith(b"Simulated beamline")
+        process.stdout.close()  # as head does once it has its line
+        assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+        assert process.stderr.read() == b""
+    finally:
+        process.kill()
+        process.wait(timeout=120)
+        process.stderr.close()
+    pages = 0
+    for file in (tmp_path / "scan").rglob("*.tif"):
+        with tifffile.TiffFile(file) as tiff:
+            pages += len(tiff.pages)
+    assert pages == 4 + 4 + 32
