@@ -10,7 +10,10 @@ Everything is importable from here:
 * :mod:`concert.storage.walkers` -- :class:`Walker`, :class:`DirectoryWalker`,
   :class:`DummyWalker`, :class:`WriteJob`, :class:`LoggingHandlerCloser`;
 * :mod:`concert.storage.libtiff` -- :func:`write_libtiff`, which needs the
-  optional pylibtiff (without it, it raises StorageError saying how to get it).
+  optional pylibtiff (without it, it raises StorageError saying how to get it);
+* :mod:`concert.storage.remote` -- :class:`RemoteDirectoryWalker`, a walker
+  on another machine (loaded when first asked for: importing this package
+  imports neither PyTango nor pyzmq).
 
 Every error raised on purpose is a :class:`~concert.exceptions.StorageError`
 (also available here), which names the offending file, name or value; so is
@@ -19,6 +22,8 @@ rules they share: nothing existing is ever overwritten, a walker never
 writes outside its root, and an image file under its own name is complete
 (unfinished ones are named ``….partial`` and refused by the readers).
 """
+
+from typing import Any
 
 from concert.exceptions import StorageError
 from concert.storage.files import (
@@ -38,6 +43,7 @@ __all__ = [
     "DummyWalker",
     "ImageWriter",
     "LoggingHandlerCloser",
+    "RemoteDirectoryWalker",
     "StorageError",
     "TiffWriter",
     "Walker",
@@ -52,3 +58,11 @@ __all__ = [
     "write_libtiff",
     "write_tiff",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RemoteDirectoryWalker":  # loaded when first asked for (see the module documentation)
+        from concert.storage.remote import RemoteDirectoryWalker
+
+        return RemoteDirectoryWalker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
