@@ -54,6 +54,7 @@ is imported.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib
@@ -69,7 +70,7 @@ from typing import Any, Dict, Iterable, Optional
 
 import concert.exceptions
 from concert.exceptions import ConcertError, ConfigurationError, NetworkingError, StorageError
-from concert.futures import Future, on_cancel, run_in_thread
+from concert.futures import Future, check_cancelled, on_cancel, run_in_thread
 from concert.networking.walker_server import COMMANDS, DEFAULT_LEASE
 from concert.storage.walkers import (
     LoggingHandlerCloser,
@@ -624,14 +625,31 @@ class RemoteDirectoryWalker(Walker):
     def _follow(self, job: str, doing: str) -> int:
         """Poll the server until ``job`` has ended; its outcome (the body of write_sequence's future)."""
         monitor = _Monitor(self, job)
+        early = False  # asked to stop before the stop action was registered
         try:
-            with on_cancel(functools.partial(self._cancel_job, job)):
+            try:
+                registration = on_cancel(functools.partial(self._cancel_job, job))
+            except CancelledError:
+                # The request came before this thread got here (write_sequence had returned, the
+                # caller cancelled at once). The server's job runs all the same: stop it, and wait
+                # for it as below, so that the future settles only once the server has closed its
+                # files -- never while one is still being written.
+                early = True
+                registration = contextlib.nullcontext()
+                try:
+                    self._cancel_job(job)
+                except ConcertError as failure:  # the monitor then tells what became of the job
+                    LOG.warning("%s: the server's write could not be cancelled: %s", doing, failure)
+            with registration:
                 monitor.wait()
         finally:
             monitor.stop()
         if monitor.lost is not None:
             raise NetworkingError(f"{doing}: lost the walker server: {monitor.lost}")
-        return self._outcome(monitor.status, doing)
+        frames = self._outcome(monitor.status, doing)
+        if early:
+            check_cancelled()  # it ends cancelled, as when the stop action ran, even if the job finished
+        return frames
 
     def _transfer(self, frames: Iterable[Any], directory: str, dsetname: str) -> int:
         """Send ``frames`` to the server, which writes them as ``dsetname`` in ``directory``; their number.

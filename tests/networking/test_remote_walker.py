@@ -360,6 +360,26 @@ def test_cancelling_write_sequence_stops_the_server_s_write(remote, here):
     assert remote.write(frames(1), dsetname="after_{}.tif").result(TIMEOUT) == 1  # the walker goes on
 
 
+def test_a_write_sequence_cancelled_at_once_still_stops_and_waits_for_the_server(remote, here):
+    # A cancel made as soon as write_sequence returns often comes before the future's thread has
+    # registered its stop action; the server's job must be stopped and waited for all the same.
+    # Repeated, so that the early case surely happens at least once.
+    for number in range(15):
+        sender = ZmqSender("tcp://127.0.0.1:*", timeout=TIMEOUT)
+        try:
+            handle = remote.write_sequence(sender.endpoint, dsetname=f"early{number}_{{}}.tif")
+            sender.send(frames(1)[0])
+            assert handle.cancel(timeout=TIMEOUT) is True
+            with pytest.raises(CancelledError, match=r"stopped by cancel\(\)"):
+                handle.result(TIMEOUT)
+            assert str(remote.proxy.state()) == "ON"  # no job runs on the server any more
+        finally:
+            sender.close()
+        for name in files_of(here):
+            assert name.startswith("early") and name.endswith("_0.tif"), name
+            assert read_image(str(here / name)).shape == SHAPE
+
+
 def test_init_of_the_device_stops_its_writes_keeping_complete_files(remote, here):
     sender = ZmqSender("tcp://127.0.0.1:*", timeout=TIMEOUT)
     try:
