@@ -23,7 +23,13 @@ Design, in short:
   :class:`~concert.exceptions.MessagingError`.
 * ``send`` appends to an unbounded :class:`collections.deque` and wakes the
   delivery thread only if it sleeps: it never blocks on a handler and never
-  drops a message.
+  drops a message. A message nobody is subscribed to when it is sent (a
+  string message, no wildcard subscription anywhere) is delivered to nobody
+  right there, in the sending thread: it is not queued and wakes no thread
+  -- a parameter write sends ``'changed'`` every time, mostly to no one, and
+  waking a thread costs a write about as much as the write itself. A handler
+  gets the messages sent after its :meth:`~Dispatcher.subscribe` returned
+  (and may get one sent while it was subscribing).
 * The subscription table is a dict mutated only under ``_subscribe_lock``; its
   values are immutable ``(sender, subscriptions)`` tuples, replaced whole, so
   the delivering thread reads it without a lock. Which handlers receive a
@@ -331,16 +337,17 @@ class Dispatcher:
                 self._store(key, message, (sender, ((identity, handler, with_message),)))
                 if key[0] == _ANY_ID or message is ANY:
                     self._wildcard_entries += 1
-                return
-            for known, _, known_with_message in entry[1]:
-                if known == identity:  # our own ints and tuples: no user code
-                    if known_with_message != with_message:
-                        raise MessagingError(
-                            f"{_short(handler)} is already subscribed to message {_short(message)} from "
-                            f"{_short(sender)} with with_message={known_with_message}; unsubscribe it first"
-                        )
-                    return
-            self._store(key, message, (sender, entry[1] + ((identity, handler, with_message),)))
+            else:
+                for known, _, known_with_message in entry[1]:
+                    if known == identity:  # our own ints and tuples: no user code
+                        if known_with_message != with_message:
+                            raise MessagingError(
+                                f"{_short(handler)} is already subscribed to message {_short(message)} "
+                                f"from {_short(sender)} with with_message={known_with_message}; "
+                                "unsubscribe it first"
+                            )
+                        return
+                self._store(key, message, (sender, entry[1] + ((identity, handler, with_message),)))
 
     def unsubscribe(self, sender: Any, message: Hashable, handler: Handler) -> None:
         """Stop calling ``handler`` for ``message`` from ``sender``.
@@ -437,6 +444,8 @@ class Dispatcher:
         if _exiting:
             self._send_at_exit(sender, message, number)
             return
+        if not self._listened_to(sender, message):
+            return  # delivered to nobody, here and now (see the module documentation)
         self._queue.append((sender, message, number))
         if self._thread is None and not self._start():
             self._deliver_queue_or_log("no delivery thread could be started")
@@ -445,6 +454,21 @@ class Dispatcher:
                 self._wakeup.notify()
         if _exiting and not _exit_flushing and self._holder != threading.get_ident():
             self._deliver_queue_or_log("sent while the interpreter began to exit")  # raced with the exit
+
+    def _listened_to(self, sender: Any, message: Hashable) -> bool:
+        """Whether a handler may be subscribed to ``message`` from ``sender`` now (if unsure: yes).
+
+        Reads the subscription table without its lock (a dict lookup; the
+        table's values are replaced whole under ``_subscribe_lock``). Only
+        string messages are looked up, so no user code runs in the sending
+        thread.
+        """
+        if type(message) is not str or self._wildcard_entries:
+            return True
+        try:
+            return (id(sender), message) in self._table
+        except Exception:  # a subscribed message's __eq__ on a hash collision
+            return True
 
     def _send_at_exit(self, sender: Any, message: Hashable, number: int) -> None:
         if self._holder == threading.get_ident():

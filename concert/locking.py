@@ -63,7 +63,7 @@ from concert.executor import blocked
 from concert.interrupts import protected
 from concert.timeouts import optional_seconds
 
-__all__ = ["ExclusiveLock", "Owner", "Slot", "current_owner", "enter", "leave"]
+__all__ = ["ExclusiveLock", "Owner", "Slot", "current_owner", "enter", "enter_now", "leave", "unregister"]
 
 
 class Owner:
@@ -201,7 +201,15 @@ class ExclusiveLock:
     # -- what blocks whom (caller holds _manager) ---------------------------------
 
     def _blocked(self, owner: Owner, exclusive: Any) -> bool:
-        return bool(self._blockers(owner, exclusive))
+        if exclusive:
+            return bool(self._blockers(owner, exclusive))
+        # What _blockers() says for an operation, without building the list (every device call asks).
+        holder = self._holder
+        if holder is not None and holder is not owner:
+            return True
+        if self._pending and owner is not holder and owner not in self._operations:
+            return any(waiting is not owner for waiting in self._pending)
+        return False
 
     def _queue(self, owner: Owner, exclusive: Any, wanted: Any) -> None:
         if exclusive:
@@ -410,6 +418,23 @@ def enter(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot], op
         _register(owner, locks, slot, operation)
 
 
+def enter_now(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot], operation: Any) -> bool:
+    """:func:`enter` if that would not wait: register and return ``True``, else change nothing.
+
+    The caller holds ``_manager`` (so that a device call checks its fence,
+    registers and takes its locks in one hold of it, see
+    :mod:`concert.operations`); on ``False`` it calls :func:`enter` once it
+    has let go of the manager.
+    """
+    for lock in locks:
+        if lock._blocked(owner, False):
+            return False
+    if slot is not None and slot._blocked(owner, operation):
+        return False
+    _register(owner, locks, slot, operation)
+    return True
+
+
 @protected
 def leave(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:
     """End what :func:`enter` started (protected from Ctrl-C)."""
@@ -422,6 +447,11 @@ def _register(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]
         lock._operations[owner] = lock._operations.get(owner, 0) + 1
     if slot is not None:
         slot._operation, slot._owner = operation, owner
+
+
+def unregister(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:
+    """:func:`leave` for a caller that holds ``_manager`` already."""
+    _unregister(owner, locks, slot)
 
 
 def _unregister(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:

@@ -126,8 +126,8 @@ class device_call:  # noqa: N801 - used like the function-style context managers
             owner_reset = locking._owner.set(owner)
         record = _Active(self._device, future, owner)
         try:
-            self._start(record)
-            locking.enter(owner, self._locks, self._slot, record)
+            if not self._start(record):
+                locking.enter(owner, self._locks, self._slot, record)  # waits, outside the manager
         except BaseException:
             if record.entered:
                 self._finish(record)
@@ -144,32 +144,43 @@ class device_call:  # noqa: N801 - used like the function-style context managers
         self._record = record
 
     @protected
-    def _start(self, record: _Active) -> None:
-        """Check the fence and register with the device, atomically with respect to abort()."""
+    def _start(self, record: _Active) -> bool:
+        """Check the fence and register with the device, atomically with respect to abort().
+
+        In the same hold of the manager, take the locks and the slot if no
+        one else has them (the common case: one hold of it per call, not
+        two); returns whether it did. If not, the caller waits for them with
+        :func:`concert.locking.enter`.
+        """
         device = self._device
-        with locking._manager:
+        with locking._manager._lock:  # the manager's own lock, entered in C (we are protected)
             fence = getattr(device, "_fence", None)
             if fence is not None and record.future.order < fence[0]:
                 raise CancelledError(f"{_describe(self._what, record.future)} was stopped by {fence[1]}")
-            stoppers = getattr(device, "_stoppers", None)
+            stoppers = _stoppers_of(device)
             if stoppers and threading.get_ident() not in stoppers:
                 _wait_for_stop(device)  # submitted after the stop: it starts once the stop is over
             record.entered = next_order()
             calls = getattr(device, "_calls", None)
             if calls is not None:
                 calls[record.future] = calls.get(record.future, 0) + 1
+            return locking.enter_now(record.owner, self._locks, self._slot, record)
 
     @protected
     def _finish(self, record: _Active) -> None:
+        with locking._manager:
+            self._unregister_call(record)
+
+    def _unregister_call(self, record: _Active) -> None:
+        # Caller holds locking._manager, which guards the device's _calls.
         calls = getattr(self._device, "_calls", None)
         if calls is None:
             return
-        with locking._manager:
-            count = calls.get(record.future, 0) - 1
-            if count > 0:
-                calls[record.future] = count
-            else:
-                calls.pop(record.future, None)
+        count = calls.get(record.future, 0) - 1
+        if count > 0:
+            calls[record.future] = count
+        else:
+            calls.pop(record.future, None)
 
     @protected
     def _enter_nested(self, record: _Active) -> None:
@@ -212,8 +223,11 @@ class device_call:  # noqa: N801 - used like the function-style context managers
     @protected
     def _unwind(self, record: _Active) -> None:
         _active().pop(self._device, None)
-        locking.leave(record.owner, record.locks, record.slot)
-        self._finish(record)
+        with locking._manager._lock:  # as in _start(): one hold for the locks, the slot and the _calls
+            try:
+                locking.unregister(record.owner, record.locks, record.slot)
+            finally:
+                self._unregister_call(record)
         if record.owner_reset is not None:
             locking._owner.reset(record.owner_reset)
         if self._reset is not None:
@@ -226,6 +240,19 @@ def _stop_again(device: Any) -> None:
     states_after_abort = getattr(device, "_states_after_abort", None)
     if states_after_abort is not None:
         states_after_abort()
+
+
+def _stoppers_of(device: Any) -> Optional[Dict[int, int]]:
+    """The device's ``_stoppers`` (see :func:`abort`, which keeps them in its ``__dict__``), or ``None``.
+
+    Read from ``__dict__``: ``getattr`` with a default would, on a
+    :class:`~concert.parameters.Parameterizable` that never was aborted,
+    build and throw away an ``AttributeError`` in every device call.
+    """
+    try:
+        return device.__dict__.get("_stoppers")
+    except AttributeError:  # an object without a __dict__ cannot be aborted either
+        return None
 
 
 def _wait_for_stop(device: Any) -> None:

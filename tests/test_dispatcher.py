@@ -470,3 +470,40 @@ def test_a_long_chain_of_handlers_sending_from_handlers_loses_nothing(mode, requ
     dispatcher.send(sender, 0)
     dispatcher.flush(TIMEOUT)
     assert received == list(range(2001))
+
+
+# -- messages nobody is subscribed to (delivered to nobody at once, never queued) -----------------
+
+
+def test_a_message_nobody_listens_to_is_not_queued_and_not_delivered_later(messages, asynchronous):
+    motor, seen = object(), []
+    messages.send(motor, "changed")  # nobody listens: delivered to nobody, now
+    assert messages.queued() == 0
+    messages.subscribe(motor, "changed", seen.append)
+    messages.flush(TIMEOUT)
+    assert seen == []  # a handler gets only what is sent after it subscribed
+    messages.send(motor, "changed")
+    messages.flush(TIMEOUT)
+    assert seen == [motor]
+
+
+def test_messages_to_nobody_do_not_disturb_the_order_of_the_others(messages, asynchronous):
+    listened, quiet = object(), object()
+    received = []
+    messages.subscribe(listened, "n", lambda s: received.append(len(received)))
+    for number in range(1000):
+        messages.send(quiet, str(number))  # nobody listens
+        messages.send(listened, "n")
+    messages.flush(TIMEOUT)
+    assert received == list(range(1000))
+    assert messages.queued() == 0
+
+
+def test_a_wildcard_subscriber_gets_every_message(messages, asynchronous):
+    from concert.dispatcher import ANY
+
+    quiet, seen = object(), []
+    messages.subscribe(quiet, ANY, lambda s, m: seen.append(m), with_message=True)
+    messages.send(quiet, "changed")
+    messages.flush(TIMEOUT)
+    assert seen == ["changed"]

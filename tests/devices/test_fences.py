@@ -136,13 +136,20 @@ def test_after_an_abort_devices_are_in_their_declared_state():
 
 def test_one_device_call_enters_the_lock_manager_once(monkeypatch):
     calls = []
-    enter = locking.enter
+    enter, enter_now = locking.enter, locking.enter_now
 
     def counting(owner, locks, slot, operation):
         calls.append((tuple(lock.name for lock in locks), slot is not None))
         return enter(owner, locks, slot, operation)
 
+    def counting_now(owner, locks, slot, operation):  # the path without a wait: entered if True
+        entered = enter_now(owner, locks, slot, operation)
+        if entered:
+            calls.append((tuple(lock.name for lock in locks), slot is not None))
+        return entered
+
     monkeypatch.setattr(locking, "enter", counting)
+    monkeypatch.setattr(locking, "enter_now", counting_now)
     motor = LinearMotor()
     motor.move(1 * q.mm).join(TIMEOUT)
     assert calls == [((repr(motor), f"{motor!r}['position']"), True)]
