@@ -559,3 +559,25 @@ def test_a_legacy_script_runs_unchanged():
         max_iterations=100,
     ).join()
     assert beam_offset(camera) < 6
+
+
+# -- focus on the simulated blur ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("best", [-1.3 * q.mm, 2.4 * q.mm])
+def test_focus_finds_the_sharpest_position_of_the_simulated_blur(best):
+    from concert.processes.optimization import focus
+
+    focus_motor = LinearMotor(position=0 * q.mm, motion_velocity=MOVE_FAST)
+    camera = Camera(sample=Needle(1.2 * q.mm, 0.5 * q.mm), focus_motor=focus_motor, best_focus=best, seed=3)
+
+    def sharpness(frame):  # the energy of the image's gradient: largest in focus
+        rows, columns = np.gradient(frame.astype(float))
+        return float((rows**2 + columns**2).mean())
+
+    search = focus(camera, focus_motor, measure=sharpness, initial_step=1 * q.mm, epsilon=10 * q.um)
+    position, _ = search.result(TIMEOUT)
+    truth = camera.simulation
+    assert abs(position - best) < 0.1 * q.mm  # the simulation's own best focus, not the search's
+    assert focus_motor.position == position
+    assert truth.blur_sigma < 0.5  # pixels (some at the start): in focus, by the simulation's own account
