@@ -104,6 +104,13 @@ from concert.quantities import q
 
 __all__ = ["Base", "BufferedCamera", "Camera"]
 
+#: The keyword arguments of the simulated beamline: Simulation's, which Camera passes on by name.
+_BEAMLINE = tuple(
+    name
+    for name, parameter in inspect.signature(Simulation).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
+
 _ROI = ("roi_x0", "roi_y0", "roi_width", "roi_height")
 _DARK = 100.0  # counts
 _SIGNAL = 200.0  # mean counts per millisecond of exposure
@@ -489,33 +496,8 @@ class Camera(Base):
         best_focus: Any = None,
         focus_blur: Any = None,
     ) -> None:
-        beamline = {
-            name: value
-            for name, value in (
-                ("shutter", shutter),
-                ("rotation_motor", rotation_motor),
-                ("x_motor", x_motor),
-                ("z_motor", z_motor),
-                ("flat_motor", flat_motor),
-                ("focus_motor", focus_motor),
-                ("sample", sample),
-                ("beam", beam),
-                ("pixel_size", pixel_size),
-                ("flux", flux),
-                ("dark", dark),
-                ("read_noise", read_noise),
-                ("noise", noise),
-                ("seed", seed),
-                ("axis_column", axis_column),
-                ("roll", roll),
-                ("pitch", pitch),
-                ("in_beam_position", in_beam_position),
-                ("out_of_beam_distance", out_of_beam_distance),
-                ("best_focus", best_focus),
-                ("focus_blur", focus_blur),
-            )
-            if value is not None
-        }
+        arguments = locals()  # first: just the arguments
+        beamline = {name: arguments[name] for name in _BEAMLINE if arguments[name] is not None}
         if beamline and background is not None:
             raise CameraError(
                 f"{type(self).__name__}: background={describe_value(background)} cannot be combined with "
