@@ -53,11 +53,7 @@ import argparse
 import ctypes
 import importlib.util
 import itertools
-import os
-import select
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -209,41 +205,13 @@ def bench_zmq(rounds: int, quick: bool) -> List[List[str]]:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class _Server:
-    """A Tango device server in a subprocess of its own session; its URI read from the line it prints."""
+def _tango_process() -> type:
+    """The tests' :class:`~tests.networking.servers.TangoProcess`: real servers, their ports read back."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.networking.servers import TangoProcess
 
-    def __init__(self, argv: Sequence[str]) -> None:
-        from concert.networking.tango_server import ANNOUNCEMENT
-
-        environment = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.process = subprocess.Popen(
-            list(argv),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=str(ROOT),
-            env=environment,
-            start_new_session=True,
-        )
-        deadline, seen = time.monotonic() + 60, b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = self.process.stdout.readline() if ready else b""
-            if not line:
-                break
-            if ANNOUNCEMENT.match(line.decode(errors="replace")):
-                self.uri = line.decode().split(": ", 1)[1].strip()
-                return
-            seen += line
-        self.kill()
-        raise RuntimeError(f"{argv} did not say where it serves: {seen!r}")
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=30)
-        self.process.stdout.close()
+    return TangoProcess
 
 
 def _per_call(call: Callable[[int], object], count: int) -> float:
@@ -292,9 +260,7 @@ def bench_tango(rounds: int, quick: bool) -> List[List[str]]:
     from concert.networking.tango import get_tango_device
     from concert.quantities import q
 
-    server = _Server(
-        [sys.executable, str(ROOT / "tests" / "networking" / "tango_servers.py"), "bench/motorish/1"]
-    )
+    server = _tango_process().motorish("bench/motorish/1")
     try:
         device = TangoDevice(server.uri, timeout=10 * q.s)
         proxy = get_tango_device(server.uri, timeout=10 * q.s)  # the raw side's own connection
@@ -346,9 +312,8 @@ def bench_served(rounds: int, quick: bool) -> List[List[str]]:
     from concert.quantities import q
 
     factory = "concert.devices.motors.dummy:LinearMotor"
-    server = _Server(
-        [sys.executable, "-m", "concert", "tango", "serve", factory, "--name", "bench/motor/1", "--port", "0"]
-    )
+    name = "bench/motor/1"
+    server = _tango_process().concert("tango", "serve", factory, "--name", name, "--port", "0", name=name)
     try:
         remote = TangoDevice(server.uri, timeout=10 * q.s)
         local = LinearMotor()

@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,8 +38,6 @@ import numpy as np
 SIZE = 2048
 #: Pixel bytes per multi-page file: 32 frames.
 BYTES_PER_FILE = 256 * 2**20
-#: Seconds the server may take to come up.
-STARTUP = 60.0
 #: The sides of a round.
 LOCAL = "DirectoryWalker (local)"
 REMOTE = "RemoteDirectoryWalker"
@@ -59,40 +54,6 @@ def _frames(count: int) -> Iterator[np.ndarray]:
         _POOL.extend(rng.integers(0, 2**16, (SIZE, SIZE), dtype=np.uint16) for _ in range(4))
     for index in range(count):
         yield _POOL[index % len(_POOL)]
-
-
-class _Server:
-    """``concert tango walker`` writing below ``root``, in a session of its own; killed by :meth:`close`."""
-
-    def __init__(self, root: str) -> None:
-        from concert.networking.tango_server import ANNOUNCEMENT
-
-        command = [sys.executable, "-m", "concert", "tango", "walker", "--port", "0", "--root", root]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + STARTUP
-        seen = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = self.process.stdout.readline() if ready else b""
-            if not line:
-                break
-            match = ANNOUNCEMENT.match(line.decode(errors="replace"))
-            if match:
-                self.uri = line.decode().split(": ", 1)[1].strip()
-                return
-            seen += line
-        self.close()
-        raise RuntimeError(f"the walker server did not come up within {STARTUP:g} s: {seen!r}")
-
-    def close(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=30)
-        self.process.stdout.close()
 
 
 def _timed(walker: Any, name: str, count: int) -> float:
@@ -119,13 +80,21 @@ def bench_walker(rounds: int, quick: bool, directory: Optional[str] = None) -> L
     from concert.storage import DirectoryWalker
     from concert.storage.remote import RemoteDirectoryWalker
 
+    root_of_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root_of_checkout not in sys.path:  # the tests' real-server helper
+        sys.path.insert(0, root_of_checkout)
+    from tests.networking.servers import TangoProcess
+
     count = 32 if quick else 128
     megabytes = count * SIZE * SIZE * 2 / 2**20
     previous, config.DISABLE_ASYNC = config.DISABLE_ASYNC, False
     top = tempfile.mkdtemp(prefix="concert-bench-walker-", dir=directory)
     server = None
     try:
-        server = _Server(os.path.join(top, "remote"))
+        root, name = os.path.join(top, "remote"), "bench/walker/1"
+        server = TangoProcess.concert(
+            "tango", "walker", "--port", "0", "--root", root, "--name", name, name=name
+        )
         sides: Dict[str, Any] = {
             LOCAL: DirectoryWalker(os.path.join(top, "local"), bytes_per_file=BYTES_PER_FILE),
             REMOTE: RemoteDirectoryWalker(server.uri, bytes_per_file=BYTES_PER_FILE, timeout=30),
@@ -142,7 +111,7 @@ def bench_walker(rounds: int, quick: bool, directory: Optional[str] = None) -> L
                 times[name].append(_timed(sides[name], f"round-{round_number}", count))
     finally:
         if server is not None:
-            server.close()
+            server.kill()
         shutil.rmtree(top, ignore_errors=True)
         config.DISABLE_ASYNC = previous
     local = times[LOCAL]
