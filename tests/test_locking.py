@@ -139,13 +139,22 @@ def test_block_waits_for_running_operations(motor, asynchronous):
     slow = Slow()
     write = slow.set_position(1 * q.mm)
     assert started.wait(TIMEOUT)
-    holder, held = in_thread(slow._exclusive.__enter__)
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold():
+        with slow:
+            entered.set()
+            assert leave.wait(TIMEOUT)
+
+    holder, outcome = in_thread(hold)
     busy_wait(lambda: slow._exclusive.waiters() == 1, sleep_time=0.001, timeout=TIMEOUT)
-    assert not held  # exclusive access waits for the running write to finish
+    assert not entered.is_set()  # exclusive access waits for the running write to finish
     release.set()
     write.join(TIMEOUT)
+    assert entered.wait(TIMEOUT) and slow._exclusive.holder is not None
+    leave.set()  # the block ends: nothing stays held for the tests after this one
     holder.join(TIMEOUT)
-    assert "error" not in held and slow._exclusive.holder is not None
+    assert not holder.is_alive() and "error" not in outcome and slow._exclusive.holder is None
 
 
 def test_opposite_order_raises_lock_error_instead_of_hanging(motor, pump):
