@@ -562,6 +562,35 @@ def _set_if_pending(waiter: Any) -> None:
         waiter.set_result(None)
 
 
+class _Scope(Future):
+    """The future a blocking call made outside any future runs in, already running.
+
+    A device call run in the caller's thread (see :mod:`concert.operations`)
+    is made in one, so that ``abort()`` from another thread and Ctrl-C stop
+    it as they stop a call in the pool. Most such calls are never
+    cancelled, waited for or given a stop action, so the base class's
+    Condition is made the first time something needs it.
+    """
+
+    def __init__(self, name: Union[str, Callable[[], str], None] = None) -> None:
+        # The fields of concurrent.futures.Future.__init__, but running (nobody else has
+        # seen the future yet) and without the Condition (see _condition).
+        self._state = RUNNING
+        self._result = None
+        self._exception = None
+        self._waiters: List[Any] = []
+        self._done_callbacks: List[Callable[[concurrent.futures.Future], Any]] = []
+        self._name = name
+        self.order = next(_order)
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        try:
+            return self.__dict__["_made_condition"]
+        except KeyError:  # first use; setdefault is atomic, so racing threads get the same one
+            return self.__dict__.setdefault("_made_condition", threading.Condition())
+
+
 def current_future() -> Optional[Future]:
     """Return the future of the operation running in this context, if any."""
     return _current.get()

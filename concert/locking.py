@@ -439,7 +439,7 @@ def enter_now(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]
 def leave(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:
     """End what :func:`enter` started (protected from Ctrl-C)."""
     with _manager:
-        _unregister(owner, locks, slot)
+        unregister(owner, locks, slot)
 
 
 def _register(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot], operation: Any) -> None:
@@ -451,19 +451,17 @@ def _register(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]
 
 def unregister(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:
     """:func:`leave` for a caller that holds ``_manager`` already."""
-    _unregister(owner, locks, slot)
-
-
-def _unregister(owner: Owner, locks: Sequence[ExclusiveLock], slot: Optional[Slot]) -> None:
     for lock in locks:
-        count = lock._operations[owner] - 1
+        operations = lock._operations
+        count = operations[owner] - 1
         if count:
-            lock._operations[owner] = count
+            operations[owner] = count
         else:
-            del lock._operations[owner]
+            del operations[owner]
     if slot is not None:
         slot._operation = slot._owner = None
-    _manager.notify_all()
+    if _manager._sleepers:
+        _manager.notify_all()
 
 
 def _wake_waiters() -> None:

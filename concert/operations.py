@@ -35,38 +35,24 @@ from __future__ import annotations
 import functools
 import threading
 from concurrent.futures import CancelledError
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from concert import locking
-from concert.futures import Future, _current, next_order
+from concert.futures import Future, _current, _Scope, next_order
 from concert.interrupts import protected
 from concert.naming import describe_call
 
 __all__ = ["abort", "device_call"]
 
-_local = threading.local()  # .active: {device: _Active} of the calling thread (thread-owned)
+_local = threading.local()  # .active: {device: its outermost device_call} of this thread (thread-owned)
 
 
-def _active() -> Dict[Any, _Active]:
+def _active() -> Dict[Any, device_call]:
     try:
         return _local.active
     except AttributeError:
         _local.active = {}
         return _local.active
-
-
-class _Active:
-    """The outermost device call of this thread on one device."""
-
-    __slots__ = ("depth", "device", "entered", "future", "locks", "owner", "owner_reset", "slot")
-
-    def __init__(self, device: Any, future: Future, owner: locking.Owner) -> None:
-        self.device, self.future, self.owner = device, future, owner
-        self.depth = 0
-        self.entered = 0
-        self.locks: List[locking.ExclusiveLock] = []
-        self.slot: Optional[locking.Slot] = None
-        self.owner_reset: Any = None  # resets the owner this call made for itself
 
 
 def _describe(what: Any, future: Optional[Future] = None) -> str:
@@ -93,7 +79,32 @@ class device_call:  # noqa: N801 - used like the function-style context managers
     :raises LockError: see :func:`concert.locking.enter`.
     """
 
-    __slots__ = ("_added", "_device", "_locks", "_record", "_reset", "_slot", "_what")
+    # The outermost call on a device in a thread is the record of that call: it is in the
+    # thread's _local.active while it runs, and nested calls on the device point to it through
+    # _outer. Only its own thread reads or writes a record, except that abort() finds the
+    # record's future in the device's _calls (under the lock manager).
+    #   future  the future the call runs in (a scope of its own outside any future)
+    #   owner   the lock owner it registered with (made for the call outside any owner)
+    #   held    the locks registered for it, a tuple (a nested call adds and removes its own)
+    #   slot    the slot it runs in, or None; the record itself is the slot's operation
+    #   entered its number in the submission order once registered with the device, else 0
+    #   depth   1 + the number of nested calls running
+    __slots__ = (
+        "_added",
+        "_device",
+        "_locks",
+        "_outer",
+        "_owner_reset",
+        "_scope_reset",
+        "_slot",
+        "_what",
+        "depth",
+        "entered",
+        "future",
+        "held",
+        "owner",
+        "slot",
+    )
 
     def __init__(
         self, device: Any, what: Any, locks: Sequence[locking.ExclusiveLock] = (), slot: bool = False
@@ -103,135 +114,122 @@ class device_call:  # noqa: N801 - used like the function-style context managers
         self._locks = tuple(locks) if exclusive is None else (exclusive, *locks)
         self._slot = getattr(device, "_slot", None) if slot else None
 
+    def __repr__(self) -> str:
+        return f"<device_call {_describe(self._what)!r}>"
+
     @protected
     def __enter__(self) -> None:
-        active = _active()
-        record = active.get(self._device)
-        if record is not None:
-            self._record, self._reset = record, None
-            self._enter_nested(record)
+        device = self._device
+        try:
+            active = _local.active
+        except AttributeError:
+            active = _local.active = {}
+        outer = active.get(device)
+        self._outer = outer
+        if outer is not None:
+            self._enter_nested(outer)
             return
-        self._reset = None
         future = _current.get()
+        scope_reset = None
         if future is None:
-            future = Future(
-                functools.partial(_describe, self._what)
-            )  # a scope for a blocking call, named when asked
-            future.set_running_or_notify_cancel()
-            self._reset = _current.set(future)
+            what = self._what  # the scope is named when first asked
+            future = _Scope(what if callable(what) else functools.partial(_describe, what))
+            scope_reset = _current.set(future)
         owner = locking.current_owner()
         owner_reset = None
         if owner is None:
             owner = locking.Owner(future)  # named after the call, for lock messages
             owner_reset = locking._owner.set(owner)
-        record = _Active(self._device, future, owner)
+        self.future, self.owner, self.entered = future, owner, 0
+        self._owner_reset, self._scope_reset = owner_reset, scope_reset
+        locks, slot = self.held, self.slot = self._locks, self._slot
         try:
-            if not self._start(record):
-                locking.enter(owner, self._locks, self._slot, record)  # waits, outside the manager
+            # Fence, registration and -- if no one else has them -- the locks and the slot in one
+            # hold of the manager, atomically with respect to abort(); else wait for them outside it.
+            with locking._manager._lock:  # the manager's own lock, entered in C (we are protected)
+                fence = getattr(device, "_fence", None)
+                if fence is not None and future.order < fence[0]:
+                    raise CancelledError(f"{_describe(self._what, future)} was stopped by {fence[1]}")
+                # Read from __dict__, where abort() keeps them: getattr with a default would, on a
+                # Parameterizable never aborted, build and throw away an AttributeError every call.
+                try:
+                    stoppers = device.__dict__.get("_stoppers")
+                except AttributeError:  # an object without a __dict__ cannot be aborted either
+                    stoppers = None
+                if stoppers and threading.get_ident() not in stoppers:
+                    _wait_for_stop(device)  # submitted after the stop: it starts once the stop is over
+                self.entered = next_order()
+                calls = getattr(device, "_calls", None)
+                if calls is not None:
+                    calls[future] = calls.get(future, 0) + 1
+                started = locking.enter_now(owner, locks, slot, self)
+            if not started:
+                locking.enter(owner, locks, slot, self)  # waits, outside the manager
+            self.depth = 1
         except BaseException:
-            if record.entered:
-                self._finish(record)
-            if owner_reset is not None:
-                locking._owner.reset(owner_reset)
-            if self._reset is not None:
-                _current.reset(self._reset)
+            self.held, self.slot = (), None  # enter() and enter_now() took all or nothing
+            self._unwind()
             raise
-        record.locks = list(self._locks)
-        record.slot = self._slot
-        record.depth = 1
-        record.owner_reset = owner_reset
-        active[self._device] = record
-        self._record = record
+        active[device] = self
 
     @protected
-    def _start(self, record: _Active) -> bool:
-        """Check the fence and register with the device, atomically with respect to abort().
-
-        In the same hold of the manager, take the locks and the slot if no
-        one else has them (the common case: one hold of it per call, not
-        two); returns whether it did. If not, the caller waits for them with
-        :func:`concert.locking.enter`.
-        """
-        device = self._device
-        with locking._manager._lock:  # the manager's own lock, entered in C (we are protected)
-            fence = getattr(device, "_fence", None)
-            if fence is not None and record.future.order < fence[0]:
-                raise CancelledError(f"{_describe(self._what, record.future)} was stopped by {fence[1]}")
-            stoppers = _stoppers_of(device)
-            if stoppers and threading.get_ident() not in stoppers:
-                _wait_for_stop(device)  # submitted after the stop: it starts once the stop is over
-            record.entered = next_order()
-            calls = getattr(device, "_calls", None)
-            if calls is not None:
-                calls[record.future] = calls.get(record.future, 0) + 1
-            return locking.enter_now(record.owner, self._locks, self._slot, record)
-
-    @protected
-    def _finish(self, record: _Active) -> None:
-        with locking._manager:
-            self._unregister_call(record)
-
-    def _unregister_call(self, record: _Active) -> None:
-        # Caller holds locking._manager, which guards the device's _calls.
-        calls = getattr(self._device, "_calls", None)
-        if calls is None:
-            return
-        count = calls.get(record.future, 0) - 1
-        if count > 0:
-            calls[record.future] = count
-        else:
-            calls.pop(record.future, None)
-
-    @protected
-    def _enter_nested(self, record: _Active) -> None:
-        missing = [lock for lock in self._locks if lock not in record.locks]
-        slot = self._slot if self._slot is not None and record.slot is None else None
-        added: Tuple[List[locking.ExclusiveLock], Optional[locking.Slot]] = ([], None)
+    def _enter_nested(self, outer: device_call) -> None:
+        missing = tuple(lock for lock in self._locks if lock not in outer.held)
+        slot = self._slot if self._slot is not None and outer.slot is None else None
         if missing or slot is not None:
-            locking.enter(record.owner, missing, slot, record)
-            added = (missing, slot)
-            record.locks.extend(missing)
+            locking.enter(outer.owner, missing, slot, outer)
+            outer.held += missing
             if slot is not None:
-                record.slot = slot
-        self._added = added
-        record.depth += 1
+                outer.slot = slot
+        self._added = (missing, slot)
+        outer.depth += 1
 
     @protected
     def __exit__(self, exc_type: Any, error: Any, traceback: Any) -> None:
-        record = self._record
-        if record.depth > 1:
-            record.depth -= 1
+        outer = self._outer
+        if outer is not None:
+            outer.depth -= 1
             missing, slot = self._added
             if missing or slot is not None:
-                locking.leave(record.owner, missing, slot)
-                for lock in missing:
-                    record.locks.remove(lock)
+                locking.leave(outer.owner, missing, slot)
+                outer.held = tuple(lock for lock in outer.held if lock not in missing)
                 if slot is not None:
-                    record.slot = None
+                    outer.slot = None
             return
-        self._unwind(record)
+        device = self._device
+        _local.active.pop(device, None)
+        self._unwind()
         # Stopped while it ran: whatever the body switched on after the stop is stopped
         # again, and the call ends cancelled, naming the stop.
-        fence = getattr(self._device, "_fence", None)
-        if fence is not None and fence[0] > record.entered:
-            _stop_again(self._device)
+        fence = getattr(device, "_fence", None)
+        if fence is not None and fence[0] > self.entered:
+            _stop_again(device)
             if exc_type is None:
-                raise CancelledError(f"{_describe(self._what, record.future)} was stopped by {fence[1]}")
-        elif exc_type is None and self._reset is not None and record.future._interrupted:
-            raise CancelledError(record.future._stopped_text())
+                raise CancelledError(f"{_describe(self._what, self.future)} was stopped by {fence[1]}")
+        elif exc_type is None and self._scope_reset is not None and self.future._interrupted:
+            raise CancelledError(self.future._stopped_text())
 
     @protected
-    def _unwind(self, record: _Active) -> None:
-        _active().pop(self._device, None)
-        with locking._manager._lock:  # as in _start(): one hold for the locks, the slot and the _calls
-            try:
-                locking.unregister(record.owner, record.locks, record.slot)
-            finally:
-                self._unregister_call(record)
-        if record.owner_reset is not None:
-            locking._owner.reset(record.owner_reset)
-        if self._reset is not None:
-            _current.reset(self._reset)
+    def _unwind(self) -> None:
+        """Undo what __enter__ registered for the outermost call (what it got to, if it failed)."""
+        device = self._device
+        if self.entered:
+            with locking._manager._lock:  # as in __enter__: one hold for the locks, the slot and the _calls
+                try:
+                    locking.unregister(self.owner, self.held, self.slot)
+                finally:
+                    calls = getattr(device, "_calls", None)  # guarded by the manager
+                    if calls is not None:
+                        future = self.future
+                        count = calls.get(future, 0) - 1
+                        if count > 0:
+                            calls[future] = count
+                        else:
+                            calls.pop(future, None)
+        if self._owner_reset is not None:
+            locking._owner.reset(self._owner_reset)
+        if self._scope_reset is not None:
+            _current.reset(self._scope_reset)
 
 
 @protected
@@ -240,19 +238,6 @@ def _stop_again(device: Any) -> None:
     states_after_abort = getattr(device, "_states_after_abort", None)
     if states_after_abort is not None:
         states_after_abort()
-
-
-def _stoppers_of(device: Any) -> Optional[Dict[int, int]]:
-    """The device's ``_stoppers`` (see :func:`abort`, which keeps them in its ``__dict__``), or ``None``.
-
-    Read from ``__dict__``: ``getattr`` with a default would, on a
-    :class:`~concert.parameters.Parameterizable` that never was aborted,
-    build and throw away an ``AttributeError`` in every device call.
-    """
-    try:
-        return device.__dict__.get("_stoppers")
-    except AttributeError:  # an object without a __dict__ cannot be aborted either
-        return None
 
 
 def _wait_for_stop(device: Any) -> None:

@@ -559,3 +559,43 @@ def test_run_in_thread_runs_in_a_thread_of_its_own_and_cancels_like_a_call():
     assert future.cancel(timeout=TIMEOUT)
     with pytest.raises(CancelledError, match="beam monitor was stopped by cancel"):
         future.result(TIMEOUT)
+
+
+# -- the scope of a blocking call -----------------------------------------------------------
+
+
+def test_a_blocking_calls_scope_is_running_and_takes_cancel_requests():
+    from concert.futures import _Scope
+
+    scope = _Scope(lambda: "LinearMotor#1.move(+5 mm)")
+    stopped = []
+    scope.add_cancel_action(lambda: stopped.append(True))
+    assert scope.running() and not scope.done() and scope.name == "LinearMotor#1.move(+5 mm)"
+    assert scope.request_cancel("abort()") and stopped == [True]
+    assert scope._stopped_text() == "LinearMotor#1.move(+5 mm) was stopped by abort()"
+
+
+def test_a_blocking_calls_scope_makes_one_condition_however_many_threads_first_ask():
+    from concert.futures import _Scope
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(300):
+            scope = _Scope("scope")
+            barrier = threading.Barrier(6, timeout=TIMEOUT)
+            seen = []
+
+            def ask(scope=scope, barrier=barrier, seen=seen):
+                barrier.wait()
+                seen.append(scope._condition)
+
+            threads = [threading.Thread(target=ask) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(TIMEOUT)
+                assert not thread.is_alive()
+            assert len(seen) == 6 and all(condition is scope._condition for condition in seen)
+    finally:
+        sys.setswitchinterval(previous)
