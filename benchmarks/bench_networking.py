@@ -41,10 +41,11 @@ Parts:
 * ``walker`` -- ``bench_walker`` of ``benchmarks/networking_walker.py`` (the
   remote walker against a local one), loaded when the part runs.
 
-For ``tango`` and ``served`` a round is many calls in a row; a side's time
-per call is the median over the rounds of each round's mean, the ratio
-Concert's median over the reference's, and its range that of the per-round
-ratios.
+For ``tango`` and ``served`` a round is many calls of each side, made in
+blocks of :data:`BLOCK` calls that take turns; a side's time per call is the
+median over the rounds of each round's mean, the ratio the median of the
+per-round ratios (each round's two sides ran side by side), and its range
+that of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -222,17 +223,33 @@ def _per_call(call: Callable[[int], object], count: int) -> float:
     return (time.perf_counter() - start) / count
 
 
+#: Calls a side makes in a row inside a round before the other side takes its turn.
+BLOCK = 25
+
+
 def _compare(
     label: str, sides: Dict[str, Callable[[int], object]], rounds: int, count: int, target: str
 ) -> List[List[str]]:
-    """Interleaved rounds of two sides, the reference first; the rows of the table."""
+    """Interleaved rounds of two sides, the reference first; the rows of the table.
+
+    In a round each side makes ``count`` calls, in blocks of :data:`BLOCK`
+    taking turns (which side starts alternates), so that the drift of a
+    shared machine within a round hits both sides alike; a side's figure for
+    the round is its mean time per call, and the round's ratio that of the
+    two means.
+    """
     times: Dict[str, List[float]] = {name: [] for name in sides}
     for side in sides.values():
         _per_call(side, max(10, count // 10))  # warm up: connections, caches
+    blocks = max(1, count // BLOCK)
     for round_number in range(rounds):
-        order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
-        for name in order:
-            times[name].append(_per_call(sides[name], count))
+        spent = dict.fromkeys(sides, 0.0)
+        for block in range(blocks):
+            order = list(sides) if (round_number + block) % 2 == 0 else list(reversed(sides))
+            for name in order:
+                spent[name] += _per_call(sides[name], BLOCK)
+        for name in sides:
+            times[name].append(spent[name] / blocks)
     reference, ours = (times[name] for name in sides)
     ratios = [o / r for r, o in zip(reference, ours)]
     rows = []
@@ -248,7 +265,7 @@ def _compare(
             ]
         )
     rows[-1][-1] = (
-        f"{statistics.median(ours) / statistics.median(reference):.3f}× "
+        f"{statistics.median(ratios):.3f}× "
         f"({min(ratios):.3f}–{max(ratios):.3f}{'; target ' + target if target else ''})"
     )
     return rows
@@ -371,7 +388,8 @@ def main() -> None:
         for row in PARTS[name](args.rounds, args.quick):
             table.add_row(row)
     print(
-        f"{args.rounds} interleaved rounds per part; medians; ratio of medians (range of per-round ratios); "
+        f"{args.rounds} interleaved rounds per part; medians; ratio: zmq of the medians, tango and served "
+        "the median of the per-round ratios (range: of the per-round ratios); "
         f"allocator {'keeps freed memory' if tuned else 'as by default'}"
     )
     print(table)
