@@ -51,7 +51,6 @@ that of the per-round ratios.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import itertools
 import statistics
@@ -66,21 +65,6 @@ from prettytable import PrettyTable
 
 SIZE = 2048
 HWM = 16  # messages queued per side: bounded memory, enough to keep the loopback link busy
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep what is freed (see the module documentation); whether it could."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    trim_threshold, top_pad, mmap_threshold = (
-        -1,
-        -2,
-        -3,
-    )  # glibc's M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD
-    settings = ((trim_threshold, 2**31 - 1), (top_pad, 64 * 2**20), (mmap_threshold, 32 * 2**20))
-    return all(libc.mallopt(option, value) == 1 for option, value in settings)
 
 
 def _frames(count: int) -> List[np.ndarray]:
@@ -381,6 +365,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(PARTS), help="run only these parts")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator as it is")
     args = parser.parse_args()
+    from concert.networking.walker_server import keep_freed_memory  # what the walker server does itself
+
     tuned = False if args.default_malloc else keep_freed_memory()
     table = PrettyTable(["what", "median", "median rate", "range over rounds", "Concert / reference"])
     table.align = "l"

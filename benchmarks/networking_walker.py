@@ -147,7 +147,7 @@ def main(argv: Optional[List[str]] = None, bench: Callable[..., List[List[str]]]
     args = parser.parse_args(argv)
     tuned = False
     if not args.default_malloc:
-        from bench_networking import keep_freed_memory  # as the networking benchmark does, for all sides
+        from concert.networking.walker_server import keep_freed_memory  # as the server does, for all sides
 
         tuned = keep_freed_memory()
     table = PrettyTable(["what", "median throughput", "median rate", "range over rounds", "remote / local"])

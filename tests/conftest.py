@@ -38,6 +38,15 @@ def synchronous():
     config.DISABLE_ASYNC = previous
 
 
+@pytest.fixture
+def no_progress_bar():
+    """No tqdm bars on standard error while the test runs (the processes' tests)."""
+    previous = config.PROGRESS_BAR
+    config.PROGRESS_BAR = False
+    yield
+    config.PROGRESS_BAR = previous
+
+
 class RecordingHandler(logging.Handler):
     """Collects records of one logger without passing them on (fast, thread-safe)."""
 

@@ -43,12 +43,7 @@ TURN_FAST = 36000 * q.deg / q.s  # the fastest simulated rotation stage: a turn 
 MOVE_FAST = 10 * q.m / q.s
 
 
-@pytest.fixture(autouse=True)
-def no_progress_bar():
-    previous = config.PROGRESS_BAR
-    config.PROGRESS_BAR = False
-    yield
-    config.PROGRESS_BAR = previous
+pytestmark = pytest.mark.usefixtures("no_progress_bar")  # see tests/conftest.py
 
 
 class Rig:

@@ -8,7 +8,6 @@ from concurrent.futures import CancelledError
 import numpy as np
 import pytest
 
-from concert import config
 from concert.devices.base import Device
 from concert.devices.cameras.dummy import Camera
 from concert.devices.motors.dummy import LinearMotor
@@ -19,13 +18,7 @@ from concert.processes.common import ProcessError, ascan, dscan, focus, scan, sc
 from concert.quantities import q
 from tests.conftest import TIMEOUT
 
-
-@pytest.fixture(autouse=True)
-def no_progress_bar():
-    previous = config.PROGRESS_BAR
-    config.PROGRESS_BAR = False
-    yield
-    config.PROGRESS_BAR = previous
+pytestmark = pytest.mark.usefixtures("no_progress_bar")  # see tests/conftest.py
 
 
 def fast_motor(**kwargs):

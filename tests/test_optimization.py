@@ -70,12 +70,7 @@ NOISY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_progress_bar():
-    previous = config.PROGRESS_BAR
-    config.PROGRESS_BAR = False
-    yield
-    config.PROGRESS_BAR = previous
+pytestmark = pytest.mark.usefixtures("no_progress_bar")  # see tests/conftest.py
 
 
 def fast_motor(**kwargs):

@@ -20,14 +20,6 @@ def fast_motor(**kwargs):
     return LinearMotor(motion_velocity=10 * q.m / q.s, **kwargs)
 
 
-@pytest.fixture
-def no_progress_bar():
-    previous = config.PROGRESS_BAR
-    config.PROGRESS_BAR = False
-    yield
-    config.PROGRESS_BAR = previous
-
-
 def test_scan_returns_points_and_values(no_progress_bar):
     motor = fast_motor()
     xs, ys = scan(motor["position"], lambda: motor.position**2, 0 * q.mm, 4 * q.mm, intervals=4).result(

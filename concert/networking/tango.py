@@ -190,7 +190,7 @@ def convert_error(error: BaseException, doing: str, rename: Optional[str] = None
     """
     tango = import_tango()
     stack = tango_errors(error) or (("", str(error), ""),)
-    reason, description, origin = stack[0]
+    reason, description, _ = stack[0]
     reasons = {item[0] for item in stack}
     served = _served_error(stack, rename)
     if served is not None:
@@ -205,11 +205,13 @@ def convert_error(error: BaseException, doing: str, rename: Optional[str] = None
     if len(stack) > 1:  # the reasons in between, and what the last layer (the client's) said
         then = [item[0] for item in stack[1:-1]] + [_said(*stack[-1][:2])]
         message += " (then: " + "; ".join(then) + ")"
-    converted = cls(message)
-    converted.reason = reason
-    converted.description = description
-    converted.origin = origin
-    converted.errors = stack
+    return _carrying(cls(message), stack)
+
+
+def _carrying(converted: Exception, stack: Tuple[Tuple[str, str, str], ...]) -> Exception:
+    """``converted`` with Tango's first error (``reason``, ``description``, ``origin``) and ``errors``."""
+    converted.reason, converted.description, converted.origin = stack[0]  # type: ignore[attr-defined]
+    converted.errors = stack  # type: ignore[attr-defined]
     return converted
 
 
@@ -238,11 +240,7 @@ def _served_error(stack: Tuple[Tuple[str, str, str], ...], rename: Optional[str]
         converted: Exception = StateError(states[0] if states else "", message)
     else:
         converted = cls(message)
-    converted.reason = reason
-    converted.description = description
-    converted.origin = origin
-    converted.errors = stack
-    return converted
+    return _carrying(converted, stack)
 
 
 # -- values as text: arguments and results of the commands of a served device ------------------------------

@@ -110,6 +110,7 @@ __all__ = [
     "RCVHWM",
     "READ_AHEAD",
     "WRITERS",
+    "keep_freed_memory",
     "serve_walker",
 ]
 
@@ -800,11 +801,11 @@ def serve_walker(port: int, root: Optional[str] = None, name: str = DEFAULT_NAME
     if _service is not None:
         raise ConfigurationError("serve_walker: this process serves a walker already")
     _service = _WalkerService(walker)
-    _keep_freed_memory()
+    keep_freed_memory()
     run_server((_walker_device_class(),), name, port=port, host=host)
 
 
-def _keep_freed_memory() -> bool:
+def keep_freed_memory() -> bool:
     """Make glibc's allocator keep freed memory for reuse in this process; whether it could.
 
     ZeroMQ allocates a new buffer for every frame it receives; glibc maps

@@ -39,38 +39,14 @@ from concert.exceptions import ReadAccessError
 from concert.futures import Future, async_, resolve
 from concert.naming import describe_value
 from concert.parameters import ParameterValue
-from concert.processes.beamline import (  # re-exported: where the legacy API has them
-    AlignmentError,
-    acquire_dark,
-    acquire_frames_360,
-    acquire_image_with_beam,
-    align_rotation_axis,
-    center_to_beam,
-    determine_rotation_axis,
-    drift_to_beam,
-    find_beam,
-)
+from concert.processes import beamline as _beamline
+from concert.processes.beamline import *  # noqa: F403 - re-exported (its __all__): where the legacy API has them
 from concert.processes.optimization import focus as _focus
 from concert.processes.scan import ascan as _ascan
 from concert.processes.scan import dscan as _dscan
 from concert.regions import Region
 
-__all__ = [
-    "AlignmentError",
-    "acquire_dark",
-    "acquire_frames_360",
-    "acquire_image_with_beam",
-    "align_rotation_axis",
-    "ascan",
-    "center_to_beam",
-    "determine_rotation_axis",
-    "drift_to_beam",
-    "dscan",
-    "find_beam",
-    "focus",
-    "scan",
-    "scan_param_feedback",
-]
+__all__ = sorted({"ascan", "dscan", "focus", "scan", "scan_param_feedback", *_beamline.__all__})
 
 
 # -- scan -------------------------------------------------------------------------------------
