@@ -79,7 +79,14 @@ from concert.futures import CancelledError, async_, on_cancel
 from concert.interrupts import protected
 from concert.naming import describe_value
 from concert.networking import tango as protocol
-from concert.networking.tango import convert_error, decode_value, encode_value, get_tango_device, import_tango
+from concert.networking.tango import (
+    command_inout,
+    convert_error,
+    decode_value,
+    encode_value,
+    get_tango_device,
+    import_tango,
+)
 from concert.operations import device_call
 from concert.parameters import Parameter, Quantity
 from concert.quantities import q
@@ -173,6 +180,8 @@ class TangoDevice(Device):
         self._proxy = proxy
         self._tango_name = _proxy_name(proxy, uri_or_proxy)
         self._commands: Dict[str, Any] = {}
+        #: Every command's ``tango.CommandInfo`` by name, the ones not mapped too (see command_inout).
+        self._command_info: Dict[str, Any] = {}
         self._served = False  # a device served by `concert tango serve` (see the module documentation)
         #: Names of Tango attributes and commands not mapped (see the module documentation).
         self.unmapped: List[str] = []
@@ -182,6 +191,7 @@ class TangoDevice(Device):
             commands = proxy.command_list_query()
         except tango.DevFailed as error:
             raise convert_error(error, f"{self!r}: asking for its attributes and commands") from None
+        self._command_info = {info.cmd_name: info for info in commands}
         self._served = set(_SERVED_ATTRIBUTES) <= {info.name for info in attributes} and set(
             _SERVED_COMMANDS
         ) <= {info.cmd_name for info in commands}
@@ -282,7 +292,7 @@ class TangoDevice(Device):
         if unit is None or not numeric:
             return Parameter(
                 fget=(lambda device: device._read(name).value) if readable else None,
-                fset=(lambda device, value: device._write_plain(name, value)) if writable else None,
+                fset=(lambda device, value: device._write_plain(info, value)) if writable else None,
                 fget_target=(lambda device: device._read(name).w_value) if readable and writable else None,
                 help=help,
             )
@@ -290,7 +300,7 @@ class TangoDevice(Device):
         return Quantity(
             unit,
             fget=(lambda device: q.Quantity(device._read(name).value, unit)) if readable else None,
-            fset=(lambda device, value: device._write(name, value, integer)) if writable else None,
+            fset=(lambda device, value: device._write(info, value, integer)) if writable else None,
             fget_target=(
                 (lambda device: q.Quantity(device._read(name).w_value, unit))
                 if readable and writable
@@ -312,34 +322,37 @@ class TangoDevice(Device):
             )
         return reply
 
-    def _write(self, name: str, value: Any, integer: bool) -> None:
+    # A write names the attribute by its AttributeInfoEx: given a name, PyTango asks the server for
+    # the attribute's configuration first, a second network round trip on every write.
+
+    def _write(self, info: Any, value: Any, integer: bool) -> None:
         magnitude = float(value.magnitude)  # the Quantity checked unit, limits and finiteness
         if integer:
             if not magnitude.is_integer():
                 raise ConfigurationError(
-                    f"{self!r}.{name} = {describe_value(value)}: the Tango attribute takes whole numbers"
+                    f"{self!r}.{info.name} = {describe_value(value)}: the Tango attribute takes whole numbers"
                 )
             magnitude = int(magnitude)
-        self._write_raw(name, magnitude, value)
+        self._write_raw(info, magnitude, value)
 
-    def _write_plain(self, name: str, value: Any) -> None:
+    def _write_plain(self, info: Any, value: Any) -> None:
         if isinstance(value, q.Quantity):
             raise UnitError(
-                f"{self!r}.{name} = {describe_value(value)}: the attribute has no unit Concert knows; "
+                f"{self!r}.{info.name} = {describe_value(value)}: the attribute has no unit Concert knows; "
                 "give a plain value (or a unit with TangoDevice(..., units={...}))"
             )
-        self._write_raw(name, value, value)
+        self._write_raw(info, value, value)
 
-    def _write_raw(self, name: str, raw: Any, value: Any) -> None:
+    def _write_raw(self, info: Any, raw: Any, value: Any) -> None:
         def describe() -> str:
-            return f"{self!r}.{name} = {describe_value(value)}"
+            return f"{self!r}.{info.name} = {describe_value(value)}"
 
         if self._served:
             proxy, wanted = self._proxy, [protocol.OPERATION_ATTRIBUTE]
-            self._operation(lambda: proxy.write_read_attributes([(name, raw)], wanted)[0].value, describe)
+            self._operation(lambda: proxy.write_read_attributes([(info, raw)], wanted)[0].value, describe)
             return
         try:
-            self._proxy.write_attribute(name, raw)
+            self._proxy.write_attribute(info, raw)
         except self._tango.DevFailed as error:
             raise convert_error(error, describe(), repr(self)) from None
         except (TypeError, ValueError) as error:  # PyTango refuses a value of the wrong type
@@ -376,18 +389,18 @@ class TangoDevice(Device):
 
     def _execute(self, name: str, args: tuple, describe: Callable[[], str]) -> Any:
         if self._served:
-            proxy = self._proxy
+            proxy, info = self._proxy, self._command_info[name]
             replies: List[Any] = []
 
             def start() -> int:
-                numbers, texts = proxy.command_inout(name, *args)
+                numbers, texts = command_inout(proxy, info, *args)
                 replies.append(texts[0] if texts else "None")
                 return int(numbers[0])
 
             text = self._operation(start, describe)
             return decode_value(replies[0] if text is None else text)
         try:
-            return self._proxy.command_inout(name, *args)
+            return command_inout(self._proxy, self._command_info[name], *args)
         except self._tango.DevFailed as error:
             raise convert_error(error, describe(), repr(self)) from None
         except (TypeError, ValueError) as error:
@@ -431,10 +444,10 @@ class TangoDevice(Device):
                 raise ConfigurationError(f"{describe()}: {error}") from None
             if not number:
                 return None
-            pause = 0.001
+            pause, wait = 0.001, self._command_info[protocol.WAIT_COMMAND]
             while True:
                 try:
-                    over, texts = self._proxy.command_inout(protocol.WAIT_COMMAND, number)
+                    over, texts = command_inout(self._proxy, wait, number)
                 except self._tango.DevFailed as error:
                     raise convert_error(error, describe(), repr(self)) from None
                 if over[0]:
@@ -445,8 +458,10 @@ class TangoDevice(Device):
     def _cancel_remote(self, number: int) -> None:
         """Cancel operation ``number`` on the server; return once it stopped."""
         try:
-            self._proxy.command_inout(
-                protocol.CANCEL_COMMAND, ([number], ["a Tango client's cancel request"])
+            command_inout(
+                self._proxy,
+                self._command_info[protocol.CANCEL_COMMAND],
+                ([number], ["a Tango client's cancel request"]),
             )
         except self._tango.DevFailed as error:
             raise convert_error(error, f"{self!r}: cancelling operation {number}", repr(self)) from None

@@ -49,7 +49,14 @@ from concert.exceptions import ConcertError, ConfigurationError, NetworkingError
 from concert.quantities import q
 from concert.timeouts import to_seconds
 
-__all__ = ["convert_error", "decode_value", "encode_value", "get_tango_device", "import_tango"]
+__all__ = [
+    "command_inout",
+    "convert_error",
+    "decode_value",
+    "encode_value",
+    "get_tango_device",
+    "import_tango",
+]
 
 # -- what a device served by `concert tango serve` has besides its own attributes and commands ------------
 # (the server side is concert.networking.tango_export, the client side concert.devices.tango)
@@ -159,6 +166,31 @@ def get_tango_device(uri: str, peer: Optional[str] = None, timeout: Any = 10 * q
         raise convert_error(error, f"get_tango_device({full!r})") from None
     proxy.set_timeout_millis(max(1, round(seconds * 1000)))
     return proxy
+
+
+def command_inout(proxy: Any, info: Any, *args: Any) -> Any:
+    """Run the command ``info`` (a ``tango.CommandInfo`` of ``proxy``'s device) with ``args``; its result.
+
+    ``args`` is empty or one argument, which is packed in the command's input
+    type as ``info`` gives it (a ``tango.DeviceData``): given a bare value,
+    PyTango's ``command_inout`` asks the server for that type first, a
+    second network round trip on every call. Runs in the calling thread.
+
+    :raises TypeError: the argument does not convert to the command's input
+        type (the message names the command, the value and the type).
+    :raises tango.DevFailed: as ``DeviceProxy.command_inout``.
+    """
+    if not args:
+        return proxy.command_inout(info.cmd_name)
+    (argument,) = args
+    data = import_tango().DeviceData()
+    try:
+        data.insert(info.in_type, argument)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"the command {info.cmd_name} takes {info.in_type}; {argument!r} does not convert to it ({error})"
+        ) from None
+    return proxy.command_inout(info.cmd_name, data)
 
 
 def tango_errors(error: BaseException) -> Tuple[Tuple[str, str, str], ...]:

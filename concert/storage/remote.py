@@ -71,6 +71,7 @@ from typing import Any, Dict, Iterable, Optional
 import concert.exceptions
 from concert.exceptions import ConcertError, ConfigurationError, NetworkingError, StorageError
 from concert.futures import Future, check_cancelled, on_cancel, run_in_thread
+from concert.networking.tango import command_inout, convert_error, get_tango_device, import_tango
 from concert.networking.walker_server import COMMANDS, DEFAULT_LEASE
 from concert.storage.walkers import (
     LoggingHandlerCloser,
@@ -292,8 +293,6 @@ class RemoteDirectoryWalker(Walker):
         copy: bool = True,
         lease: Any = None,
     ) -> None:
-        from concert.networking.tango import convert_error, get_tango_device, import_tango
-
         self._check_dsetname(dsetname)
         writer = getattr(wrt_cls, "__name__", wrt_cls)
         if writer != "TiffWriter":
@@ -309,7 +308,6 @@ class RemoteDirectoryWalker(Walker):
         tango = import_tango()
         _import_pyzmq()
         self._tango = tango
-        self._convert = convert_error
         given = device
         proxy = getattr(device, "proxy", None) if not isinstance(device, (str, tango.DeviceProxy)) else device
         if isinstance(given, str):
@@ -340,10 +338,11 @@ class RemoteDirectoryWalker(Walker):
             )
         self._uri = given if isinstance(given, str) else str(proxy.dev_name())
         try:
-            commands = {info.cmd_name for info in proxy.command_list_query()}
+            # each command's CommandInfo, so that a call does not ask the server for its type first
+            self._command_info = {info.cmd_name: info for info in proxy.command_list_query()}
         except tango.DevFailed as error:
             raise convert_error(error, f"{self!r}: asking the device what it is") from None
-        missing = [name for name in COMMANDS if name not in commands]
+        missing = [name for name in COMMANDS if name not in self._command_info]
         if missing:
             raise ConfigurationError(
                 f"{self!r}: the device is not a Concert walker device (it lacks the commands "
@@ -437,7 +436,7 @@ class RemoteDirectoryWalker(Walker):
 
     def _error(self, error: BaseException, doing: str) -> BaseException:
         """The Concert exception for Tango's ``error``: the server's own class when it sent one."""
-        converted = self._convert(error, doing)
+        converted = convert_error(error, doing)
         cls = _remote_class(converted.reason)
         if cls is None:
             return converted
@@ -448,7 +447,7 @@ class RemoteDirectoryWalker(Walker):
 
     def _command(self, name: str, argument: Any, doing: str) -> Any:
         try:
-            return self._proxy.command_inout(name, argument)
+            return command_inout(self._proxy, self._command_info[name], argument)
         except self._tango.DevFailed as error:
             raise self._error(error, doing) from None
 

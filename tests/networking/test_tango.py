@@ -25,7 +25,7 @@ from concert.exceptions import (
     WriteAccessError,
 )
 from concert.futures import Future
-from concert.networking.tango import get_tango_device
+from concert.networking.tango import command_inout, get_tango_device
 from concert.parameters import QuantityValue
 from concert.quantities import q
 from tests.conftest import TIMEOUT, run_python
@@ -154,7 +154,23 @@ def test_wrong_command_arguments_are_refused(device):
         device.Stop(1).join(TIMEOUT)
     with pytest.raises(UnitError, match=r"Move\(3 mm\).*plain values"):
         device.Move(3 * q.mm).join(TIMEOUT)
+    with pytest.raises(ConfigurationError, match=r"Move\('far'\): the command Move takes DevDouble; 'far'"):
+        device.Move("far").join(TIMEOUT)
     assert device.Calls().result(TIMEOUT) == calls
+
+
+def test_command_inout_packs_the_argument_in_the_commands_type(server):
+    proxy = get_tango_device(server.uri, timeout=CLIENT_TIMEOUT)
+    info = {info.cmd_name: info for info in proxy.command_list_query()}
+    proxy.write_attribute("position", 1.5)
+    calls = command_inout(proxy, info["Calls"])
+    assert command_inout(proxy, info["Move"], 2) == 1.5  # an int for a DevDouble, converted
+    assert proxy.read_attribute("position").value == 2.0
+    with pytest.raises(TypeError, match=r"command Move takes DevDouble; \[1, 2\] does not convert"):
+        command_inout(proxy, info["Move"], [1, 2])
+    command_inout(proxy, info["Stop"])
+    assert command_inout(proxy, info["Calls"]) == calls + 2  # Move and Stop: the refused one did not count
+    proxy.write_attribute("position", 0.0)
 
 
 def test_a_failing_command_keeps_the_tango_reason_and_description(device):
