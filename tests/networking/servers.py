@@ -38,6 +38,7 @@ class TangoProcess:
             list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            bufsize=0,  # unbuffered, so that select() sees every line not read yet
             cwd=str(ROOT),
             env=env,
             start_new_session=True,

@@ -299,7 +299,7 @@ def test_abort_on_the_client_stops_the_served_motor(motor, asynchronous):
 
 
 #: A client that moves the motor far away twice -- a blocking write in the main thread, then a future
-#: joined -- and says what it found after each Ctrl-C.
+#: joined -- and says where each move starts and goes (in mm) and what it found after each Ctrl-C.
 CLIENT = """
 import sys
 from concert.devices.tango import TangoDevice
@@ -307,7 +307,9 @@ from concert.quantities import q
 
 motor = TangoDevice(sys.argv[1], timeout=2 * q.s)
 for how in ("write", "join"):
-    target = (-500 if motor.position > 0 * q.mm else 500) * q.mm
+    start = motor.position
+    target = (-500 if start > 0 * q.mm else 500) * q.mm
+    print("moving", start.to(q.mm).magnitude, target.to(q.mm).magnitude, flush=True)
     try:
         if how == "write":
             motor.position = target
@@ -326,25 +328,36 @@ def test_ctrl_c_in_a_client_stops_the_served_motor(motor, servers):
         [sys.executable, "-c", CLIENT, servers["motor"].uri],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        bufsize=0,  # unbuffered: see readline()
         cwd=str(ROOT),
         env=environment,
     )
     try:
         for how in ("write", "join"):
-            start, target = motor.position, far_from(motor)
+            # Where the client's move starts, as the client read it: the client starts its second
+            # move as soon as it reported the first one's end, before this test could look.
+            word, *numbers = readline(client, TIMEOUT).split()
+            assert word == "moving"
+            start, target = (float(number) * q.mm for number in numbers)
             wait_moving(motor)
             client.send_signal(signal.SIGINT)  # a real Ctrl-C
             assert readline(client, TIMEOUT) == f"interrupted {how} standby\n"
             assert motor.state == "standby"
-            assert min(start, target) < motor.position < max(start, target)
+            stopped = motor.position
+            assert min(start, target) < stopped < max(start, target), (how, start, target, stopped)
         assert client.wait(TIMEOUT) == 0
     finally:
         client.kill()
-        client.communicate(timeout=TIMEOUT)
+        output, errors = client.communicate(timeout=TIMEOUT)
+        print("the client printed:", output.decode(errors="replace"), errors.decode(errors="replace"))
 
 
 def readline(process: subprocess.Popen, timeout: float) -> str:
-    """The next line ``process`` prints, waiting at most ``timeout`` seconds ('' if none came)."""
+    """The next line ``process`` prints, waiting at most ``timeout`` seconds ('' if none came).
+
+    ``process.stdout`` must be unbuffered (``bufsize=0``): a buffered reader may already hold the
+    next line, which ``select`` cannot see, and would wait for the line after it.
+    """
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     return process.stdout.readline().decode() if ready else ""
 
