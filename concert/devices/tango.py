@@ -7,9 +7,13 @@ attributes and commands it has and becomes a Concert
 * a **parameter per attribute**, named as the attribute: a
   :class:`~concert.parameters.Quantity` in the attribute's unit when the
   attribute is a number and pint understands its unit string (``mm``,
-  ``1/s``, ``degC``), else a plain :class:`~concert.parameters.Parameter`
-  (no unit, a unit pint does not know such as ``steps/s``, strings, booleans,
-  enums, arrays). Read-only attributes give read-only parameters, write-only
+  ``1/s``, ``degC``); a :class:`~concert.parameters.Selection` of its labels
+  when it is a ``DevEnum`` (read and written as the label, ``'FAST'``, sent
+  to Tango as the label's index; any other value is refused with
+  :class:`~concert.exceptions.WriteAccessError` before the server is asked);
+  else a plain :class:`~concert.parameters.Parameter` (no unit, a unit pint
+  does not know such as ``steps/s``, strings, booleans, arrays). Read-only
+  attributes give read-only parameters, write-only
   ones parameters without a getter; a writable attribute's set point (Tango's
   ``w_value``) is the parameter's target (``device['position'].target``). The
   attribute's ``min_value``/``max_value`` are the quantity's hardware limits, so
@@ -88,7 +92,7 @@ from concert.networking.tango import (
     import_tango,
 )
 from concert.operations import device_call
-from concert.parameters import Parameter, Quantity
+from concert.parameters import Parameter, Quantity, Selection
 from concert.quantities import q
 from concert.states import State
 
@@ -270,12 +274,30 @@ class TangoDevice(Device):
         writable = info.writable in (tango.AttrWriteType.WRITE, tango.AttrWriteType.READ_WRITE)
         help = None if info.description in ("", "No description") else info.description
         scalar = info.data_format == tango.AttrDataFormat.SCALAR
+        enumerated = scalar and info.data_type == tango.CmdArgType.DevEnum and bool(info.enum_labels)
         numeric = (
             scalar
+            and not enumerated
             and tango.utils.is_numerical_type(info.data_type)
             and not (tango.utils.is_bool_type(info.data_type))
         )
         integer = numeric and tango.utils.is_int_type(info.data_type)
+        if enumerated and name not in overrides:
+            # A Selection of the labels: read and written as 'FAST', sent to Tango as its index.
+            labels = tuple(str(label) for label in info.enum_labels)
+            return Selection(
+                labels,
+                fget=(lambda device: device._label_of(labels, device._read(name).value, name))
+                if readable
+                else None,
+                fset=(lambda device, label: device._write_raw(info, labels.index(label), label))
+                if writable
+                else None,
+                fget_target=(lambda device: device._label_of(labels, device._read(name).w_value, name))
+                if readable and writable
+                else None,
+                help=help,
+            )
         if name in overrides:
             unit = overrides[name]
             if unit is not None:
@@ -324,6 +346,14 @@ class TangoDevice(Device):
 
     # A write names the attribute by its AttributeInfoEx: given a name, PyTango asks the server for
     # the attribute's configuration first, a second network round trip on every write.
+
+    def _label_of(self, labels: tuple, index: Any, name: str) -> str:
+        try:
+            return labels[int(index)]
+        except (IndexError, TypeError, ValueError):
+            raise ReadAccessError(
+                f"{self!r}['{name}'] reads {index!r}, which is none of its labels {', '.join(labels)}"
+            ) from None
 
     def _write(self, info: Any, value: Any, integer: bool) -> None:
         magnitude = float(value.magnitude)  # the Quantity checked unit, limits and finiteness

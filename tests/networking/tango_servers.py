@@ -13,6 +13,8 @@ tests read the port from (:class:`tests.networking.servers.TangoProcess`).
 * ``velocity``: a read-write ``float`` whose unit, ``steps/s``, pint does not know;
 * ``counts``: a read-only ``long`` in ``1/s`` (hertz for pint);
 * ``name_tag``: a read-write string;
+* ``mode``: a read-write ``DevEnum`` with the labels ``SLOW``, ``FAST`` and
+  ``TURBO`` (``SLOW`` after start);
 * ``writes``: a read-only ``long``, how many times ``position`` was written;
 * commands ``Move(double)`` (sets the position, the state to MOVING and
   returns the old position), ``Stop()`` (state ON), ``Fail()`` (raises a
@@ -44,6 +46,7 @@ class Motorish(Device):
         self._position = 0.0
         self._velocity = 1.0
         self._name_tag = "motorish"
+        self._mode = 0
         self._calls = 0
         self._writes = 0
         self.set_state(tango.DevState.ON)
@@ -77,6 +80,14 @@ class Motorish(Device):
     @attribute(dtype=int, unit="1/s")
     def counts(self) -> int:
         return 1234
+
+    @attribute(dtype=tango.DevEnum, enum_labels=["SLOW", "FAST", "TURBO"], description="how fast it moves")
+    def mode(self) -> int:
+        return self._mode
+
+    @mode.write
+    def mode(self, value: int) -> None:
+        self._mode = value
 
     @attribute(dtype=str)
     def name_tag(self) -> str:

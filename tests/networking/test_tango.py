@@ -26,7 +26,7 @@ from concert.exceptions import (
 )
 from concert.futures import Future
 from concert.networking.tango import command_inout, get_tango_device
-from concert.parameters import QuantityValue
+from concert.parameters import QuantityValue, SelectionValue
 from concert.quantities import q
 from tests.conftest import TIMEOUT, run_python
 from tests.networking.servers import TangoProcess
@@ -113,6 +113,24 @@ def test_attributes_without_a_unit_pint_knows_are_plain_parameters(device):
     device.velocity = 1.0
 
 
+def test_an_enum_attribute_is_a_selection_of_its_labels(device):
+    assert isinstance(device["mode"], SelectionValue)
+    assert device["mode"].values == ["SLOW", "FAST", "TURBO"]
+    assert device["mode"].help == "how fast it moves"
+    assert device.mode == "SLOW"
+    try:
+        device.mode = "TURBO"
+        assert device.mode == "TURBO"
+        assert device["mode"].target == "TURBO"
+        assert device.proxy.read_attribute("mode").value == 2  # Tango got the label's index
+        for wrong in ("turbo", 2, 1.0, None, "FAST "):
+            with pytest.raises(WriteAccessError, match=r"\['mode'\].*not one of .*'SLOW', 'FAST', 'TURBO'"):
+                device.mode = wrong
+        assert device.proxy.read_attribute("mode").value == 2  # nothing reached the server
+    finally:
+        device.mode = "SLOW"
+
+
 def test_units_can_be_given_per_attribute(server):
     device = TangoDevice(server.uri, timeout=CLIENT_TIMEOUT, units={"velocity": "mm/s", "position": None})
     assert device["velocity"].unit == q.mm / q.s
@@ -126,6 +144,11 @@ def test_units_can_be_given_per_attribute(server):
         TangoDevice(server.uri, timeout=CLIENT_TIMEOUT, units={"velocity": "no such unit"})
     with pytest.raises(ConfigurationError, match=r"name_tag.*not one number"):
         TangoDevice(server.uri, timeout=CLIENT_TIMEOUT, units={"name_tag": "mm"})
+    with pytest.raises(ConfigurationError, match=r"mode.*not one number"):
+        TangoDevice(server.uri, timeout=CLIENT_TIMEOUT, units={"mode": "mm"})
+    plain = TangoDevice(server.uri, timeout=CLIENT_TIMEOUT, units={"mode": None})
+    assert not isinstance(plain["mode"], SelectionValue)  # None: as Tango has it, the index
+    assert plain.mode == 0
 
 
 # -- commands and state -------------------------------------------------------------------------
