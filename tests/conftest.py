@@ -22,29 +22,23 @@ from concert import config
 TIMEOUT = 30
 
 
-@pytest.fixture
-def asynchronous():
-    previous = config.DISABLE_ASYNC
-    config.DISABLE_ASYNC = False
-    yield
-    config.DISABLE_ASYNC = previous
+# Settings of concert.config for one test; monkeypatch puts the old value back after it.
 
 
 @pytest.fixture
-def synchronous():
-    previous = config.DISABLE_ASYNC
-    config.DISABLE_ASYNC = True
-    yield
-    config.DISABLE_ASYNC = previous
+def asynchronous(monkeypatch):
+    monkeypatch.setattr(config, "DISABLE_ASYNC", False)
 
 
 @pytest.fixture
-def no_progress_bar():
+def synchronous(monkeypatch):
+    monkeypatch.setattr(config, "DISABLE_ASYNC", True)
+
+
+@pytest.fixture
+def no_progress_bar(monkeypatch):
     """No tqdm bars on standard error while the test runs (the processes' tests)."""
-    previous = config.PROGRESS_BAR
-    config.PROGRESS_BAR = False
-    yield
-    config.PROGRESS_BAR = previous
+    monkeypatch.setattr(config, "PROGRESS_BAR", False)
 
 
 class RecordingHandler(logging.Handler):

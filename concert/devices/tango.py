@@ -184,8 +184,6 @@ class TangoDevice(Device):
         self._proxy = proxy
         self._tango_name = _proxy_name(proxy, uri_or_proxy)
         self._commands: Dict[str, Any] = {}
-        #: Every command's ``tango.CommandInfo`` by name, the ones not mapped too (see command_inout).
-        self._command_info: Dict[str, Any] = {}
         self._served = False  # a device served by `concert tango serve` (see the module documentation)
         #: Names of Tango attributes and commands not mapped (see the module documentation).
         self.unmapped: List[str] = []
@@ -195,7 +193,8 @@ class TangoDevice(Device):
             commands = proxy.command_list_query()
         except tango.DevFailed as error:
             raise convert_error(error, f"{self!r}: asking for its attributes and commands") from None
-        self._command_info = {info.cmd_name: info for info in commands}
+        # Every command's tango.CommandInfo by name, the ones not mapped too (see command_inout).
+        self._command_info: Dict[str, Any] = {info.cmd_name: info for info in commands}
         self._served = set(_SERVED_ATTRIBUTES) <= {info.name for info in attributes} and set(
             _SERVED_COMMANDS
         ) <= {info.cmd_name for info in commands}
@@ -344,9 +343,6 @@ class TangoDevice(Device):
             )
         return reply
 
-    # A write names the attribute by its AttributeInfoEx: given a name, PyTango asks the server for
-    # the attribute's configuration first, a second network round trip on every write.
-
     def _label_of(self, labels: tuple, index: Any, name: str) -> str:
         try:
             return labels[int(index)]
@@ -354,6 +350,9 @@ class TangoDevice(Device):
             raise ReadAccessError(
                 f"{self!r}['{name}'] reads {index!r}, which is none of its labels {', '.join(labels)}"
             ) from None
+
+    # A write names the attribute by its AttributeInfoEx: given a name, PyTango asks the server for
+    # the attribute's configuration first, a second network round trip on every write.
 
     def _write(self, info: Any, value: Any, integer: bool) -> None:
         magnitude = float(value.magnitude)  # the Quantity checked unit, limits and finiteness
